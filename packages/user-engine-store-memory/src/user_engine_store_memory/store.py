@@ -237,9 +237,7 @@ class _MemoryTransaction:
     def list_tenant_accounts_of_tenant(self, tenant_id: str) -> list[TenantAccount]:
         if not self._visible(tenant_id):
             return []
-        return [
-            ta for (t, _), ta in sorted(self._t.tenant_accounts.items()) if t == tenant_id
-        ]
+        return [ta for (t, _), ta in sorted(self._t.tenant_accounts.items()) if t == tenant_id]
 
     def list_tenant_accounts_of_user(self, user_id: str) -> list[TenantAccount]:
         return [
@@ -463,9 +461,7 @@ def _profile_sort_key(value: ProfileValue) -> tuple[str, str, int, str, str]:
 class MemoryStore:
     """The reference ``UserEngineStore``: thread-safe, exact semantics, no persistence."""
 
-    capabilities = frozenset(
-        {StoreCapability.CONCURRENT_WRITERS, StoreCapability.WAKE_ON_EVENT}
-    )
+    capabilities = frozenset({StoreCapability.CONCURRENT_WRITERS, StoreCapability.WAKE_ON_EVENT})
 
     def __init__(self, name: str = "memory") -> None:
         self.name = name
@@ -538,9 +534,7 @@ class MemoryStore:
         return AuditPage(page, page[-1].sequence if more and page else None)
 
     # -- outbox relay contract -------------------------------------------------------------
-    def claim_events(
-        self, *, limit: int, lease: timedelta, now: datetime
-    ) -> list[ClaimedEvent]:
+    def claim_events(self, *, limit: int, lease: timedelta, now: datetime) -> list[ClaimedEvent]:
         token = uuid.uuid4().hex
         expires_at = now + lease
         claimed: list[ClaimedEvent] = []

@@ -12,7 +12,7 @@ from typing import Any
 
 import pluggy
 
-from user_engine.ports import AuditSink, EventPublisher, UserEngineStore
+from user_engine.ports import AuditSink, EventPublisher, Telemetry, UserEngineStore
 
 __all__ = [
     "PROJECT_NAME",
@@ -20,6 +20,7 @@ __all__ = [
     "EventPublisherFactory",
     "Register",
     "StoreFactory",
+    "TelemetryFactory",
     "hookimpl",
     "hookspec",
 ]
@@ -34,6 +35,7 @@ Settings = Mapping[str, Any]
 StoreFactory = Callable[[Settings], UserEngineStore]
 EventPublisherFactory = Callable[[Settings], EventPublisher]
 AuditSinkFactory = Callable[[Settings], AuditSink]
+TelemetryFactory = Callable[[Settings], Telemetry]
 Register = Callable[[str, Callable[[Settings], Any]], None]
 
 
@@ -69,6 +71,20 @@ def user_engine_register_audit_sinks(register: Register) -> None:
     """Register audit sink factories by name.
 
     Call ``register(name, factory)``; ``factory(settings)`` returns an ``AuditSink``.
+
+    :param register: callable taking the adapter name and its factory.
+    :returns: nothing; registration happens through ``register``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def user_engine_register_telemetry(register: Register) -> None:
+    """Register telemetry factories by name.
+
+    Call ``register(name, factory)``; ``factory(settings)`` returns a ``Telemetry``. The
+    engine uses the one named by the ``telemetry`` setting; without it, telemetry is a no-op.
 
     :param register: callable taking the adapter name and its factory.
     :returns: nothing; registration happens through ``register``.

@@ -17,11 +17,11 @@ import pluggy
 
 from user_engine import hookspecs
 from user_engine.errors import ConfigurationError, PluginError
-from user_engine.ports import AuditSink, EventPublisher, UserEngineStore
+from user_engine.ports import AuditSink, EventPublisher, Telemetry, UserEngineStore
 
 __all__ = ["AdapterInfo", "AdapterKind", "LoadFailure", "PluginHost", "PluginInfo"]
 
-AdapterKind = Literal["store", "events", "audit"]
+AdapterKind = Literal["store", "events", "audit", "telemetry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +61,7 @@ class PluginHost:
     :param load_entry_points: False to start with no plugins (tests register modules).
     """
 
-    def __init__(
-        self, *, disabled: Iterable[str] = (), load_entry_points: bool = True
-    ) -> None:
+    def __init__(self, *, disabled: Iterable[str] = (), load_entry_points: bool = True) -> None:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self.disabled = frozenset(disabled)
@@ -106,12 +104,14 @@ class PluginHost:
             "store": {},
             "events": {},
             "audit": {},
+            "telemetry": {},
         }
         by_plugin = {info.name: info for info in self.plugins}
         hooks: list[tuple[AdapterKind, Any]] = [
             ("store", self._pm.hook.user_engine_register_stores),
             ("events", self._pm.hook.user_engine_register_event_publishers),
             ("audit", self._pm.hook.user_engine_register_audit_sinks),
+            ("telemetry", self._pm.hook.user_engine_register_telemetry),
         ]
         for kind, hook in hooks:
             for implementation in hook.get_hookimpls():
@@ -177,3 +177,8 @@ class PluginHost:
         """Build the audit sink registered under ``name``."""
         sink: AuditSink = self.adapter("audit", name).factory(settings)
         return sink
+
+    def create_telemetry(self, name: str, settings: Mapping[str, Any]) -> Telemetry:
+        """Build the telemetry registered under ``name``."""
+        telemetry: Telemetry = self.adapter("telemetry", name).factory(settings)
+        return telemetry

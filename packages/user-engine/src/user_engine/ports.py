@@ -50,10 +50,12 @@ __all__ = [
     "IdGenerator",
     "IdentityVerifier",
     "MembershipExporter",
+    "OperationRecorder",
     "Readiness",
     "SecretStore",
     "StoreCapability",
     "StoreTransaction",
+    "Telemetry",
     "UserEngineStore",
 ]
 
@@ -419,9 +421,7 @@ class UserEngineStore(Protocol):
         any other scope only records whose ``tenant_id`` equals ``scope.tenant_id``."""
         ...
 
-    def claim_events(
-        self, *, limit: int, lease: timedelta, now: datetime
-    ) -> list[ClaimedEvent]:
+    def claim_events(self, *, limit: int, lease: timedelta, now: datetime) -> list[ClaimedEvent]:
         """Claim events for publishing (see the relay contract above), in sequence order."""
         ...
 
@@ -525,9 +525,7 @@ class IdentityVerifier(Protocol):
 class AuthorizationPolicy(Protocol):
     """Decides whether a principal may perform an action on a target. Pure; no I/O needed."""
 
-    def decide(
-        self, principal: Principal, action: str, target: AuthorizationTarget
-    ) -> Decision:
+    def decide(self, principal: Principal, action: str, target: AuthorizationTarget) -> Decision:
         """Return the decision and a stable reason code."""
         ...
 
@@ -569,4 +567,34 @@ class IdGenerator(Protocol):
 
     def new_id(self, prefix: str) -> str:
         """A new unique id starting with ``prefix`` (e.g. ``"usr_"``); a valid ``check_id``."""
+        ...
+
+
+class OperationRecorder(Protocol):
+    """Handle on one running service operation, for telemetry."""
+
+    def finish(self, outcome: str, error_code: str = "") -> None:
+        """Record how the operation ended: ``success``, ``denied`` or ``failed`` and a code."""
+        ...
+
+
+class Telemetry(Protocol):
+    """Engine telemetry: spans and metrics. Never receives a profile or secret value.
+
+    - [telemetry.no-values] only operation names, tenant ids, principal kinds, outcomes,
+      error codes and counts are passed in; implementations add nothing else.
+    """
+
+    name: str
+
+    def operation(
+        self, operation: str, *, tenant_id: str | None, principal_kind: str
+    ) -> AbstractContextManager[OperationRecorder]:
+        """Span (and counters) around one service operation."""
+        ...
+
+    def relay_progress(
+        self, *, published: int, failed: int, dead_lettered: int, lag_seconds: float | None
+    ) -> None:
+        """Relay counters since the last call and the current outbox lag."""
         ...

@@ -302,15 +302,27 @@ class AttributeDefinition:
     def from_dict(cls, data: Mapping[str, object]) -> AttributeDefinition:
         """Build a definition from :meth:`to_dict` output or caller input; typed errors."""
         allowed = {
-            "name", "type", "sensitivity", "writers", "layers", "required", "enum",
-            "min_length", "max_length", "pattern", "minimum", "maximum", "default",
+            "name",
+            "type",
+            "sensitivity",
+            "writers",
+            "layers",
+            "required",
+            "enum",
+            "min_length",
+            "max_length",
+            "pattern",
+            "minimum",
+            "maximum",
+            "default",
             "description",
-        }  # fmt: skip
+        }
         if not isinstance(data, Mapping):
             raise ValidationError(
-                "each attribute must be a mapping", code="validation.type",
+                "each attribute must be a mapping",
+                code="validation.type",
                 details={"field": "attributes"},
-            )  # fmt: skip
+            )
         unknown = set(data) - allowed
         if unknown:
             raise ValidationError(
@@ -346,9 +358,10 @@ class AttributeDefinition:
             ) from error
         if definition.pattern is not None and not isinstance(definition.pattern, str):
             raise ValidationError(
-                "pattern must be a string", code="validation.catalog",
+                "pattern must be a string",
+                code="validation.catalog",
                 details={"attribute": definition.name},
-            )  # fmt: skip
+            )
         definition.check_definition()
         return definition
 
