@@ -68,6 +68,10 @@ _allow("outbox.read")
 _allow("diagnostics.read")
 _allow("me", _U)
 
+# Catalogs are platform metadata (attribute names, types and rules, never profile values):
+# every kind listed for these actions may perform them, whatever the target.
+_UNSCOPED: Final = frozenset({"catalog.read"})
+
 
 class DefaultAuthorizationPolicy:
     """Role and tenant rules of user-engine (see docs/concepts.md, "Authorization").
@@ -86,6 +90,8 @@ class DefaultAuthorizationPolicy:
             return Decision(False, "denied.unknown_action")
         if principal.kind not in allowed_kinds:
             return Decision(False, "denied.role")
+        if action in _UNSCOPED:
+            return ALLOW
         facts = target.attributes
         match principal.kind:
             case PrincipalKind.PLATFORM_OPERATOR:

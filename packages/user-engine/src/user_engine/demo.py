@@ -9,12 +9,12 @@ the audit trail, and the outbox relayed to the configured event publisher.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TextIO
 
 from user_engine.config import Engine
-from user_engine.domain import EffectiveProfile, Principal, RetryPolicy
+from user_engine.domain import EffectiveProfile, Principal
 from user_engine.errors import AuthorizationDenied, ConflictError
+from user_engine.relay import Relay, RelaySettings
 
 __all__ = ["DEMO_SECRETS", "run_demo"]
 
@@ -193,7 +193,14 @@ def run_demo(engine: Engine, out: TextIO) -> None:
 
     say("\n== 10. The outbox, relayed to the event publisher")
     before = engine.store.outbox_stats()
-    relayed = _drain(engine)
+    relay = Relay(
+        engine.store,
+        engine.publisher,
+        settings=RelaySettings(batch_size=100, lanes=1, publish_timeout=10.0),
+        clock=engine.service.clock,
+        telemetry=engine.telemetry,
+    )
+    relayed = relay.drain().published
     after = engine.store.outbox_stats()
     say(
         f"   {before.pending} events pending -> {relayed} delivered through "
@@ -220,23 +227,3 @@ def _print_profile(say: Callable[[str], None], profile: EffectiveProfile, explai
         if explain:
             for shadow in resolved.shadowed:
                 say(f"   {'':<20}   shadows {shadow.value!r} ({shadow.layer.value})")
-
-
-def _drain(engine: Engine) -> int:
-    delivered = 0
-    while batch := engine.store.claim_events(
-        limit=100, lease=timedelta(seconds=30), now=engine.service.clock.now()
-    ):
-        reports = engine.publisher.publish([c.event for c in batch], timeout=10)
-        ok = [c.claim for c, r in zip(batch, reports, strict=True) if r.delivered]
-        failed = [c.claim for c, r in zip(batch, reports, strict=True) if not r.delivered]
-        delivered += engine.store.ack_events(ok)
-        if failed:
-            engine.store.release_events(
-                failed,
-                error="publish failed",
-                now=engine.service.clock.now(),
-                policy=RetryPolicy(),
-            )
-            break
-    return delivered

@@ -70,7 +70,28 @@ class PluginHost:
         self._adapters: dict[AdapterKind, dict[str, AdapterInfo]] | None = None
         if load_entry_points:
             self._load_entry_points()
-        self._pm.check_pending()
+        self._check_pending()
+
+    def _check_pending(self) -> None:
+        """``check_pending``, with pluggy's error turned into a ``PluginError`` naming the
+        plugin, its distribution and the unknown hook (a misspelling fails at start-up)."""
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as error:
+            name = self._pm.get_name(error.plugin) or "?"
+            distribution = next((p.distribution for p in self.plugins if p.name == name), "?")
+            unknown = sorted(
+                caller.name
+                for caller in self._pm.get_hookcallers(error.plugin) or []
+                if not caller.has_spec()
+            )
+            raise PluginError(
+                f"plugin {name} ({distribution}) implements unknown hook(s) "
+                f"{', '.join(unknown)}: check the spelling against docs/plugin-hooks.md, "
+                "or disable the plugin",
+                code="plugin.unknown_hook",
+                details={"plugin": name, "distribution": distribution},
+            ) from error
 
     def _load_entry_points(self) -> None:
         for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
@@ -93,8 +114,13 @@ class PluginHost:
     ) -> None:
         """Register a plugin object directly (for applications and tests without packaging)."""
         self._pm.register(module, name=name)
-        self._pm.check_pending()
         self.plugins.append(PluginInfo(name, distribution, "local"))
+        try:
+            self._check_pending()
+        except PluginError:
+            self._pm.unregister(module)
+            self.plugins.pop()
+            raise
         self._adapters = None
 
     def _collect(self) -> dict[AdapterKind, dict[str, AdapterInfo]]:

@@ -92,11 +92,19 @@ class Readiness:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReport:
-    """The fate of one published event. ``error`` is empty when delivered."""
+    """The fate of one published event. ``error`` is empty when delivered.
+
+    ``retriable`` (failures only) is True when the failure is not the event's fault (broker
+    unreachable, no acknowledgement in time, queue full, not sent because an earlier event of
+    its aggregate failed): the relay backs off and retries without counting towards
+    dead-lettering. False (the default) means retrying this event cannot help by itself
+    (too large, unserialisable): it counts towards the dead-letter threshold.
+    """
 
     event_id: str
     delivered: bool
     error: str = ""
+    retriable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +504,10 @@ class AuditSink(Protocol):
     - [audit.no-secrets] nothing beyond the record's fields is exported (records never hold
       values, so no secret can leave);
     - [audit.failure-surfaced] a failed export is counted in ``ExportResult.dropped`` with a
-      reason, never reported as exported. ``export`` does not raise for delivery failures.
+      reason, never silently lost. ``exported`` counts records accepted for delivery; a sink
+      that delivers in the background reports a later failure in the ``dropped`` of a later
+      result, and ``flush`` then returns False. ``export`` does not raise for delivery
+      failures.
     """
 
     name: str

@@ -412,6 +412,10 @@ class UserEngineService:
             return AccessScope.all_tenants()
         if tenant_id is not None:
             return AccessScope.for_tenant(tenant_id)
+        if principal.kind is PrincipalKind.TENANT_ADMIN and principal.tenant_id is not None:
+            # A tenant admin acting on a platform-level target (a user) is decided by the
+            # user's account in the admin's tenant: the facts must be read in that scope.
+            return AccessScope.for_tenant(principal.tenant_id)
         return AccessScope()
 
     def _run(
@@ -629,7 +633,9 @@ class UserEngineService:
         )
 
     def suspend_tenant(self, principal: Principal, tenant_id: str) -> Tenant:
-        """Suspend a tenant (platform operator): its tenant-scoped writes are refused."""
+        """Suspend a tenant (platform operator). New tenant accounts, roles, memberships,
+        bindings and profile values in it are refused; removals and clears still work, so its
+        admins can wind it down."""
         return self._tenant_status(principal, tenant_id, "suspend", TenantStatus.SUSPENDED)
 
     def reactivate_tenant(self, principal: Principal, tenant_id: str) -> Tenant:
@@ -1346,9 +1352,10 @@ class UserEngineService:
                 code="validation.type",
                 details={"field": "granted_attributes"},
             )
-        granted = frozenset(granted_attributes)
-        for name in granted:
-            split_qualified_name(name)
+        names = list(granted_attributes)
+        for name in names:  # before the frozenset: an unhashable element is bad input too
+            check_slug(split_qualified_name(name)[0], "granted attribute application")
+        granted = frozenset(names)
 
         def body(tx: StoreTransaction) -> ApplicationBinding:
             self._require_tenant(tx, tenant_id, active=True)
@@ -1555,10 +1562,15 @@ class UserEngineService:
                     else "no"
                 )
                 if principal.kind is PrincipalKind.APPLICATION:
+                    # A user-layer value belongs to no tenant, but the binding entitling the
+                    # application lives in one: read the bindings (only) across tenants.
+                    wider = AccessScope.all_tenants() if key.tenant_id is None else None
+                    with tx.savepoint(wider):
+                        bindings = tx.list_bindings_of_user(key.user_id)
                     bound = any(
                         b.application_id == principal.id
                         and (key.tenant_id is None or b.tenant_id == key.tenant_id)
-                        for b in tx.list_bindings_of_user(key.user_id)
+                        for b in bindings
                     )
                     found["bound"] = "yes" if bound else "no"
             return found
@@ -1843,6 +1855,7 @@ class UserEngineService:
         without the value ever leaving the store layer (the owning application only)."""
         principal = _check_principal(principal)
         application_id, name = split_qualified_name(attribute)
+        application_id = check_slug(application_id, "attribute application")
         user_id = check_id(user_id, "user_id")
         tenant_id = check_slug(tenant_id, "tenant_id")
         if not isinstance(candidate, str):

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from user_engine import __version__
-from user_engine.cli import check, demo, migrate, plugins
+from user_engine.cli import audit, check, conformance, demo, migrate, plugins, relay
 from user_engine.errors import ConfigurationError, PluginError, UserEngineError, ValidationError
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
-_COMMANDS = (plugins, check, migrate, demo)
+_COMMANDS = (plugins, check, migrate, demo, relay, audit, conformance)
 
 
 def build_parser() -> argparse.ArgumentParser:

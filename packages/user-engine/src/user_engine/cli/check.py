@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from user_engine.cli._common import add_engine_options, engine_from_args, print_json
+from user_engine.relay import outbox_lag
 
 __all__ = ["register", "run"]
 
@@ -28,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
         if args.migrate:
             engine.store.migrate()
         readiness = engine.service.readiness()
-        outbox = engine.store.outbox_stats() if readiness.ready else None
+        outbox = (
+            outbox_lag(engine.store, now=engine.service.clock.now()) if readiness.ready else None
+        )
         report: dict[str, object] = {
             "ready": readiness.ready,
             "store": engine.config.store,
@@ -37,12 +40,7 @@ def run(args: argparse.Namespace) -> int:
             "problems": list(readiness.problems),
         }
         if outbox is not None:
-            report["outbox"] = {
-                "pending": outbox.pending,
-                "in_flight": outbox.in_flight,
-                "dead": outbox.dead,
-                "oldest_pending_at": outbox.oldest_pending_at,
-            }
+            report["outbox"] = outbox.to_dict()
         if args.json:
             print_json(report)
         else:
@@ -56,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
             if outbox is not None:
                 print(
                     f"  outbox: {outbox.pending} pending, {outbox.in_flight} in flight, "
-                    f"{outbox.dead} dead-lettered, oldest pending {outbox.oldest_pending_at}"
+                    f"{outbox.dead} dead-lettered, oldest pending "
+                    f"{_age(outbox.oldest_pending_age_seconds)}"
                 )
         return 0 if readiness.ready else 1
+
+
+def _age(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds:.1f} s ago"

@@ -189,6 +189,13 @@ class AttributeDefinition:
                     code="validation.catalog",
                     details=where,
                 )
+        if self.sensitivity is Sensitivity.SECRET and self.default is not None:
+            # A catalog is readable by every principal: a default there would publish the secret.
+            raise ValidationError(
+                f"secret attribute {self.name} cannot have a catalog default",
+                code="validation.catalog",
+                details=where,
+            )
         if self.required and self.default is None:
             raise ValidationError(
                 f"required attribute {self.name} needs a catalog default",

@@ -1,0 +1,360 @@
+"""``KafkaEventPublisher``: the ``EventPublisher`` port on confluent-kafka (librdkafka).
+
+Ordering design (why the producer is configured the way it is)
+---------------------------------------------------------------
+
+The relay needs one property from the publisher: **for one aggregate, a later event is never
+written to the topic unless every earlier event given to this publisher was written before
+it**. With that, a consumer that keeps the first copy of each event id sees each aggregate's
+events in order, whatever failed, was retried or was published twice (docs/events.md).
+
+Pipelining several events of one aggregate is only safe if the producer never leaves a gap.
+The idempotent producer (``enable.idempotence``, ``acks=all``) makes the broker accept a
+partition's batches only in producer-sequence order, so a batch cannot overtake an earlier
+one that failed *in flight*. librdkafka still leaves gaps in two cases, and both are closed
+here:
+
+- a message that *times out* (``message.timeout.ms``) is dropped and later ones continue
+  under a bumped epoch. So librdkafka's timeout is switched off (``message.timeout.ms=0``,
+  infinite, with unlimited retries): a message is either written or still queued. Our own
+  deadline (``message_timeout_ms``) only ends the wait in ``publish``: unacknowledged events
+  are reported failed (retriable) and the relay releases them, but their messages stay queued
+  and, if written later, are written before anything produced after them: a duplicate with
+  the same id, never a reordering.
+- a *permanent* broker error on one batch would fail it and let later batches through.
+  ``enable.gapless.guarantee`` turns that into a fatal producer error instead (every queued
+  message fails); the publisher then builds a new producer. A new producer starts clean, and
+  the relay re-publishes from the first unacknowledged event.
+
+Failures known before a message is queued (unserialisable payload, over
+``max_message_bytes``, queue full) stop that aggregate for the rest of the call: its later
+events are reported failed without being produced.
+
+``partitioner=murmur2_random`` places keys exactly as the Java client does, so producers in
+other languages agree on the partition of an aggregate. The producer is long-lived (a new
+idempotent producer needs ~0.5 s to its first acknowledgement) and a background thread
+serves its delivery reports.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from user_engine.domain import OutboxEvent
+from user_engine.errors import ConfigurationError, ValidationError
+from user_engine.ports import DeliveryReport
+
+from user_engine_events_kafka.envelope import EventEncodingError, encode_event
+from user_engine_events_kafka.settings import KafkaSettings, check_topic_name
+
+__all__ = ["KafkaEventPublisher"]
+
+logger = logging.getLogger("user_engine_events_kafka")
+
+
+class _KnownWarnings(logging.Filter):
+    """Drop librdkafka's start-up notice that ``enable.gapless.guarantee`` is experimental:
+    we set it on purpose (module docstring) and it would be logged by every relay start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "enable.gapless.guarantee is experimental" not in record.getMessage()
+
+
+logger.addFilter(_KnownWarnings())
+
+# Errors that are the event's own fault: retrying the same bytes cannot succeed.
+_PERMANENT_CODES = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+    }
+)
+_ENVELOPE_HEADROOM = 64 * 1024  # librdkafka's request limit must fit one maximal message
+
+
+class _Batch:
+    """The reports of one ``publish`` call, filled by delivery callbacks until closed."""
+
+    __slots__ = ("_lock", "_remaining", "closed", "done", "events", "reports")
+
+    def __init__(self, events: Sequence[OutboxEvent]) -> None:
+        self.events = events
+        self.reports: list[DeliveryReport | None] = [None] * len(events)
+        self._remaining = len(events)
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        self.closed = False
+        if not events:
+            self.done.set()
+
+    def settle(self, index: int, report: DeliveryReport) -> None:
+        with self._lock:
+            if self.closed or self.reports[index] is not None:
+                return  # a late report of an earlier call: that call already answered
+            self.reports[index] = report
+            self._remaining -= 1
+            if self._remaining == 0:
+                self.done.set()
+
+    def on_delivery(self, index: int, error: KafkaError | None, message: Any) -> None:
+        event_id = self.events[index].id
+        if error is None:
+            self.settle(index, DeliveryReport(event_id, True))
+        else:
+            self.settle(index, _failure(event_id, error))
+
+    def close(self, missing: str) -> list[DeliveryReport]:
+        with self._lock:
+            self.closed = True
+            return [
+                report or DeliveryReport(event.id, False, missing, True)
+                for event, report in zip(self.events, self.reports, strict=True)
+            ]
+
+
+def _failure(event_id: str, error: KafkaError) -> DeliveryReport:
+    permanent = error.code() in _PERMANENT_CODES
+    text = f"kafka {error.name()}: {error.str()}"[:500]
+    return DeliveryReport(event_id, False, text, not permanent)
+
+
+def _safe_message(error: BaseException, secrets: Sequence[str]) -> str:
+    """librdkafka's message, unless it quotes one of the configured values."""
+    text = str(error)
+    if any(secret and secret in text for secret in secrets):
+        return "a property name or value is invalid (message withheld: it quotes a value)"
+    return text[:300]
+
+
+class KafkaEventPublisher:
+    """Publishes outbox events to Kafka; see the module docstring for the guarantees.
+
+    :param settings: validated settings (``KafkaSettings.from_mapping``).
+    :param producer_factory: builds the producer from its configuration (tests substitute
+        it); default ``confluent_kafka.Producer``.
+    """
+
+    name = "kafka"
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        producer_factory: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._factory: Callable[[dict[str, Any]], Any] = producer_factory or Producer
+        self._config = self._producer_config()
+        self._lock = threading.Lock()
+        self._fatal: str | None = None
+        self._closed = False
+        self._topics: dict[str, str | None] = {}
+        self._producer: Any = self._new_producer()
+        self._poller = threading.Thread(
+            target=self._poll_forever, name="user-engine-kafka-delivery", daemon=True
+        )
+        self._poller.start()
+
+    # -- producer lifecycle -----------------------------------------------------------------
+    def _producer_config(self) -> dict[str, Any]:
+        settings = self.settings
+        config: dict[str, Any] = {
+            "linger.ms": 1,
+            "client.id": "user-engine-relay",
+        }
+        config.update(settings.producer)
+        config.update(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "enable.gapless.guarantee": True,
+                "message.timeout.ms": 0,  # infinite: see the module docstring
+                "partitioner": "murmur2_random",
+                "message.max.bytes": settings.max_message_bytes + _ENVELOPE_HEADROOM,
+                "error_cb": self._on_error,
+                "logger": logger,
+            }
+        )
+        return config
+
+    def _new_producer(self) -> Any:
+        try:
+            return self._factory(dict(self._config))
+        except (KafkaException, ValueError, TypeError) as error:
+            values = [str(v) for v in self.settings.producer.values()]
+            raise ConfigurationError(
+                "the kafka producer could not be created: " + _safe_message(error, values),
+                code="configuration.invalid",
+                details={"adapter": "kafka"},
+            ) from None
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            # Every queued message fails with this error; the next publish builds a new
+            # producer (see the module docstring on the gap-less guarantee).
+            self._fatal = f"{error.name()}: {error.str()}"
+            logger.error("kafka producer failed fatally (%s); it will be replaced", self._fatal)
+        else:
+            # librdkafka retries these itself and logs them through ``logger`` already.
+            logger.debug("kafka: %s", error.str())
+
+    def _replace_fatal_producer(self) -> None:
+        with self._lock:
+            if self._fatal is None:
+                return
+            old, self._producer = self._producer, self._new_producer()
+            self._fatal = None
+        old.purge(True, True)
+        old.poll(0)
+
+    def _poll_forever(self) -> None:
+        while not self._closed:
+            self._producer.poll(0.1)
+
+    # -- the port ---------------------------------------------------------------------------
+    def publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> list[DeliveryReport]:
+        """Produce every event, wait for the broker's verdicts, return one report per event.
+
+        Waits at most ``min(timeout, message_timeout_ms)``; an event without a verdict by
+        then is reported failed (retriable). Raises ``ValidationError`` for a bad
+        ``timeout`` and ``ConfigurationError`` if the publisher is closed.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValidationError(
+                "publish timeout must be a positive number of seconds",
+                code="validation.timeout",
+            )
+        given: object = events
+        if (
+            isinstance(given, str | bytes)
+            or not isinstance(given, Sequence)
+            or not all(isinstance(e, OutboxEvent) for e in given)
+        ):
+            raise ValidationError(
+                "publish takes a sequence of OutboxEvent", code="validation.events"
+            )
+        if self._closed:
+            raise ConfigurationError("the kafka publisher is closed", code="events.closed")
+        if self._fatal is not None:
+            self._replace_fatal_producer()
+        wait = min(float(timeout), self.settings.message_timeout_ms / 1000)
+        deadline = time.monotonic() + wait
+        batch = _Batch(events)
+        self._produce(batch)
+        self._await_reports(batch, deadline)
+        return batch.close(
+            f"no acknowledgement from the broker within {wait * 1000:.0f} ms; the message may "
+            "still be written later (then it is a duplicate with the same event id)"
+        )
+
+    def _produce(self, batch: _Batch) -> None:
+        producer = self._producer
+        source = self.settings.source
+        limit = self.settings.max_message_bytes
+        stopped: set[str] = set()
+        for index, event in enumerate(batch.events):
+            aggregate = event.aggregate_id
+            if aggregate in stopped:
+                batch.settle(
+                    index,
+                    DeliveryReport(
+                        event.id,
+                        False,
+                        "not sent: an earlier event of the same aggregate failed",
+                        True,
+                    ),
+                )
+                continue
+            failure = self._produce_one(producer, batch, index, event, source, limit)
+            if failure is not None:
+                stopped.add(aggregate)
+                batch.settle(index, failure)
+
+    def _produce_one(
+        self,
+        producer: Any,
+        batch: _Batch,
+        index: int,
+        event: OutboxEvent,
+        source: str,
+        limit: int,
+    ) -> DeliveryReport | None:
+        topic = self._topic(event.event_type)
+        if topic is None:
+            return DeliveryReport(
+                event.id, False, "the event type does not make a valid topic name", False
+            )
+        try:
+            encoded = encode_event(event, source=source)
+        except EventEncodingError as error:
+            return DeliveryReport(event.id, False, error.message, False)
+        if encoded.size > limit:
+            return DeliveryReport(
+                event.id,
+                False,
+                f"message of {encoded.size} bytes exceeds max_message_bytes ({limit})",
+                False,
+            )
+        try:
+            producer.produce(
+                topic,
+                value=encoded.value,
+                key=encoded.key,
+                headers=encoded.headers,
+                on_delivery=functools.partial(batch.on_delivery, index),
+            )
+        except BufferError:
+            return DeliveryReport(
+                event.id, False, "the producer queue is full (broker slow or down)", True
+            )
+        except KafkaException as error:
+            return _failure(event.id, error.args[0])
+        return None
+
+    def _topic(self, event_type: str) -> str | None:
+        topic = self._topics.get(event_type, "")
+        if topic == "":
+            try:
+                topic = check_topic_name(self.settings.topic_for(event_type))
+            except ConfigurationError:
+                topic = None
+            self._topics[event_type] = topic
+        return topic
+
+    def _await_reports(self, batch: _Batch, deadline: float) -> None:
+        """Wait until every report is in or the deadline passes (the poll thread fills them)."""
+        batch.done.wait(max(0.0, deadline - time.monotonic()))
+
+    def pending_messages(self) -> int:
+        """Messages queued or in flight in the producer (for diagnostics and tests)."""
+        return len(self._producer)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the delivery thread, flush for up to ``timeout`` seconds, drop the rest.
+
+        Whatever is dropped was released to the outbox already (or never acknowledged), so
+        the relay publishes it again. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._poller.join()
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            logger.warning("kafka publisher closed with %d message(s) unsent", remaining)
+            self._producer.purge(True, True)
+            self._producer.flush(0)
+
+
+def create_publisher(settings: Mapping[str, Any]) -> KafkaEventPublisher:
+    """The entry-point factory: validate the ``[kafka]`` table and build the publisher."""
+    return KafkaEventPublisher(KafkaSettings.from_mapping(settings))

@@ -1,0 +1,257 @@
+"""``resolve_profile``: layer precedence, provenance, explain, catalog defaults, dropped
+attributes; pure unit tests plus hypothesis properties."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+from user_engine.domain import (
+    AttributeDefinition,
+    AttributeType,
+    CatalogVersion,
+    Layer,
+    ProfileKey,
+    ProfileValue,
+    resolve_profile,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+WRITABLE = [Layer.USER_IN_TENANT, Layer.USER, Layer.TENANT_DEFAULT, Layer.APPLICATION_DEFAULT]
+
+
+def catalog(
+    *definitions: AttributeDefinition, version: int = 1, app: str = "crm"
+) -> CatalogVersion:
+    return CatalogVersion(app, version, definitions, T0, "application:crm")
+
+
+def attribute(name: str = "nickname", default: object = None) -> AttributeDefinition:
+    return AttributeDefinition(
+        name, AttributeType.STRING, layers=frozenset(WRITABLE), default=default
+    )  # type: ignore[arg-type]
+
+
+def value(
+    layer: Layer,
+    text: str,
+    *,
+    user: str = "u1",
+    tenant: str = "acme",
+    name: str = "nickname",
+    app: str = "crm",
+    version: int = 1,
+    minutes: int = 0,
+) -> ProfileValue:
+    key = ProfileKey(
+        layer,
+        app,
+        name,
+        tenant if layer in (Layer.USER_IN_TENANT, Layer.TENANT_DEFAULT) else None,
+        user if layer in (Layer.USER_IN_TENANT, Layer.USER) else None,
+    )
+    return ProfileValue(
+        key, text, version, 1, f"writer-{layer.value}", T0 + timedelta(minutes=minutes)
+    )
+
+
+def test_layers_resolve_in_precedence_order() -> None:
+    assert [layer.precedence for layer in Layer] == [0, 1, 2, 3, 4]
+    values = [value(layer, layer.value) for layer in WRITABLE]
+
+    for highest in range(len(WRITABLE) + 1):
+        # Drop the layers above ``highest``; the lowest written layer is last, the list is
+        # handed over lowest first so order of arrival cannot matter.
+        profile = resolve_profile(
+            user_id="u1",
+            tenant_id="acme",
+            catalogs=[catalog(attribute(default="catalog"))],
+            values=list(reversed(values[highest:])),
+        )
+        expected = ([*WRITABLE, Layer.CATALOG_DEFAULT])[highest]
+        assert profile.attributes["crm.nickname"].layer is expected
+
+
+def test_the_resolved_value_carries_its_provenance() -> None:
+    written = value(Layer.USER, "ali", version=3, minutes=5)
+
+    resolved = resolve_profile(
+        user_id="u1", tenant_id=None, catalogs=[catalog(attribute())], values=[written]
+    ).attributes["crm.nickname"]
+
+    assert (resolved.name, resolved.value, resolved.layer, resolved.version) == (
+        "crm.nickname",
+        "ali",
+        Layer.USER,
+        3,
+    )
+    assert resolved.catalog_version == 1
+    assert (resolved.written_by, resolved.written_at) == ("writer-user", T0 + timedelta(minutes=5))
+    assert resolved.shadowed == ()
+
+
+def test_explain_lists_the_shadowed_values_of_lower_layers_in_order() -> None:
+    values = [value(layer, layer.value) for layer in WRITABLE]
+
+    resolved = resolve_profile(
+        user_id="u1",
+        tenant_id="acme",
+        catalogs=[catalog(attribute(default="catalog"))],
+        values=values,
+        explain=True,
+    ).attributes["crm.nickname"]
+
+    assert resolved.layer is Layer.USER_IN_TENANT
+    assert [(s.layer, s.value) for s in resolved.shadowed] == [
+        (Layer.USER, "user"),
+        (Layer.TENANT_DEFAULT, "tenant-default"),
+        (Layer.APPLICATION_DEFAULT, "application-default"),
+        (Layer.CATALOG_DEFAULT, "catalog"),
+    ]
+
+
+def test_the_catalog_default_resolves_when_no_layer_has_a_value() -> None:
+    current = catalog(attribute(default="hello"), version=4)
+
+    resolved = resolve_profile(
+        user_id="u1", tenant_id=None, catalogs=[current], values=[]
+    ).attributes["crm.nickname"]
+
+    assert (resolved.value, resolved.layer) == ("hello", Layer.CATALOG_DEFAULT)
+    assert (resolved.version, resolved.written_by, resolved.written_at) == (
+        4,
+        "application:crm",
+        T0,
+    )
+
+
+def test_an_attribute_without_value_or_default_does_not_resolve() -> None:
+    profile = resolve_profile(
+        user_id="u1", tenant_id=None, catalogs=[catalog(attribute())], values=[]
+    )
+
+    assert profile.attributes == {}
+
+
+def test_values_of_attributes_a_newer_catalog_dropped_are_ignored() -> None:
+    current = catalog(attribute("language"), version=2)
+    stale = [value(Layer.USER, "ali", name="nickname"), value(Layer.USER, "fr", name="language")]
+
+    profile = resolve_profile(user_id="u1", tenant_id=None, catalogs=[current], values=stale)
+
+    assert profile.values() == {"crm.language": "fr"}
+
+
+def test_values_of_applications_without_a_catalog_are_ignored() -> None:
+    profile = resolve_profile(
+        user_id="u1",
+        tenant_id=None,
+        catalogs=[catalog(attribute())],
+        values=[value(Layer.USER, "x", app="ghost")],
+    )
+
+    assert profile.attributes == {}
+
+
+def test_rows_of_other_users_and_other_tenants_are_ignored() -> None:
+    rows = [
+        value(Layer.USER_IN_TENANT, "other user", user="u2"),
+        value(Layer.USER, "other user", user="u2"),
+        value(Layer.USER_IN_TENANT, "other tenant", tenant="globex"),
+        value(Layer.TENANT_DEFAULT, "other tenant", tenant="globex"),
+    ]
+
+    profile = resolve_profile(
+        user_id="u1", tenant_id="acme", catalogs=[catalog(attribute())], values=rows
+    )
+
+    assert profile.attributes == {}
+
+
+def test_tenant_layers_are_ignored_when_resolving_without_a_tenant() -> None:
+    rows = [
+        value(Layer.USER_IN_TENANT, "in acme"),
+        value(Layer.TENANT_DEFAULT, "acme default"),
+        value(Layer.APPLICATION_DEFAULT, "app default"),
+    ]
+
+    profile = resolve_profile(
+        user_id="u1", tenant_id=None, catalogs=[catalog(attribute())], values=rows
+    )
+
+    assert profile.attributes["crm.nickname"].layer is Layer.APPLICATION_DEFAULT
+
+
+def test_each_application_resolves_its_own_attributes() -> None:
+    catalogs = [catalog(attribute("nickname")), catalog(attribute("plan"), app="billing")]
+    rows = [value(Layer.USER, "ali"), value(Layer.USER, "team", app="billing", name="plan")]
+
+    profile = resolve_profile(user_id="u1", tenant_id=None, catalogs=catalogs, values=rows)
+
+    assert profile.values() == {"billing.plan": "team", "crm.nickname": "ali"}
+
+
+layers_present = st.sets(st.sampled_from(WRITABLE))
+
+
+@given(present=layers_present, with_default=st.booleans(), order=st.randoms())
+def test_resolution_always_picks_the_highest_precedence_present_layer(
+    present: set[Layer], with_default: bool, order: object
+) -> None:
+    rows = [value(layer, layer.value) for layer in present]
+    order.shuffle(rows)  # type: ignore[attr-defined]
+    current = catalog(attribute(default="catalog" if with_default else None))
+
+    profile = resolve_profile(
+        user_id="u1", tenant_id="acme", catalogs=[current], values=rows, explain=True
+    )
+
+    candidates = sorted(present, key=lambda layer: layer.precedence)
+    if with_default:
+        candidates.append(Layer.CATALOG_DEFAULT)
+    if not candidates:
+        assert "crm.nickname" not in profile.attributes
+        return
+    resolved = profile.attributes["crm.nickname"]
+    assert resolved.layer is candidates[0]
+    assert [s.layer for s in resolved.shadowed] == candidates[1:]
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(WRITABLE),
+            st.sampled_from(["u1", "u2"]),
+            st.sampled_from(["acme", "globex"]),
+            st.text(max_size=5),
+        ),
+        max_size=12,
+    ),
+    tenant=st.sampled_from(["acme", "globex", None]),
+)
+def test_resolution_never_uses_a_row_of_another_user_or_tenant(
+    rows: list[tuple[Layer, str, str, str]], tenant: str | None
+) -> None:
+    values = [
+        value(layer, text, user=user, tenant=row_tenant) for layer, user, row_tenant, text in rows
+    ]
+
+    profile = resolve_profile(
+        user_id="u1", tenant_id=tenant, catalogs=[catalog(attribute())], values=values, explain=True
+    )
+
+    resolved = profile.attributes.get("crm.nickname")
+    if resolved is None:
+        return
+    allowed = {
+        (v.key.layer, v.value)
+        for v in values
+        if v.key.user_id in (None, "u1")
+        and v.key.tenant_id in (None, tenant)
+        and not (v.key.tenant_id is not None and tenant is None)
+    }
+    for layer, text in [(resolved.layer, resolved.value)] + [
+        (s.layer, s.value) for s in resolved.shadowed
+    ]:
+        assert (layer, text) in allowed
