@@ -16,13 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import Figure, median_of, rate, report  # noqa: E402
-
-from user_engine.domain import Principal  # noqa: E402
-from user_engine.runtime import RandomIds, SystemClock  # noqa: E402
-from user_engine.service import UserEngineService  # noqa: E402
-from user_engine.testing import InMemorySecretStore  # noqa: E402
-from user_engine_store_memory import MemoryStore  # noqa: E402
+from _report import Figure, median_of, rate, report
+from user_engine.domain import Principal
+from user_engine.runtime import RandomIds, SystemClock
+from user_engine.service import UserEngineService
+from user_engine.testing import InMemorySecretStore
+from user_engine_store_memory import MemoryStore
 
 
 def main() -> None:
