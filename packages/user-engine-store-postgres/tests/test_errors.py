@@ -141,6 +141,27 @@ def test_a_swallowed_statement_failure_makes_commit_fail_instead_of_losing_write
     assert store.record_counts()["users"] == 0
 
 
+def test_statements_after_a_swallowed_failure_are_refused_as_rolled_back(
+    store: Any, records: Any
+) -> None:
+    user = records.user()
+    refused: list[str] = []
+
+    def go_on_after_a_failure() -> None:
+        with store.transaction(PLATFORM) as tx:
+            tx.insert_user(user)
+            with pytest.raises(ValidationError):
+                tx.update_user(user, expected_version=2**40)
+            with pytest.raises(ConflictError) as raised:
+                tx.get_user(user.id)
+            refused.append(raised.value.code)
+
+    with pytest.raises(ConflictError):
+        go_on_after_a_failure()
+    assert refused == ["store.rolled_back"]
+    assert store.record_counts()["users"] == 0
+
+
 def test_a_failure_inside_a_savepoint_leaves_the_transaction_usable(
     store: Any, records: Any
 ) -> None:

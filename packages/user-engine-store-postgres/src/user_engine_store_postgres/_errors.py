@@ -63,6 +63,13 @@ def translate(error: BaseException, operation: str) -> UserEngineError:
     constraint = error.diag.constraint_name if error.diag else None
     if constraint:
         where["constraint"] = constraint
+    if isinstance(error, psycopg.errors.PipelineAborted | pg_errors.InFailedSqlTransaction):
+        return ConflictError(
+            f"{operation}: not run, because an earlier statement of this transaction failed; "
+            "the transaction rolls back (catch failures inside a savepoint to go on)",
+            code="store.rolled_back",
+            details=where,
+        )
     if isinstance(error, _SCHEMA_MISSING):
         return NotReadyError(
             f"{operation}: the database schema is missing or behind the code; run "

@@ -57,7 +57,6 @@ from user_engine.domain import (
     ApplicationBinding,
     AuditRecord,
     CatalogVersion,
-    EventStatus,
     ExternalIdentity,
     Factor,
     Membership,
@@ -72,6 +71,7 @@ from user_engine.errors import ConflictError, NotFoundError, UserEngineError, Va
 
 from user_engine_store_postgres import _rows
 from user_engine_store_postgres._connections import Borrowed
+from user_engine_store_postgres._deferred import DeferredList
 from user_engine_store_postgres._errors import translate
 from user_engine_store_postgres._migrator import TENANT_TABLES
 
@@ -82,7 +82,6 @@ __all__ = [
     "AUDIT_INSERT",
     "NOTIFY_CHANNEL",
     "SCOPE_SQL",
-    "DeferredList",
     "PostgresTransaction",
     "audit_params",
     "scope_settings",
@@ -156,48 +155,6 @@ def _key_condition(key: ProfileKey) -> tuple[str, list[Any]]:
             parts.append(f"{column} = %s")
             params.append(value)
     return " AND ".join(parts), params
-
-
-class DeferredList(list[T]):
-    """A list whose items are computed on first use (by ``fill``), then a plain list.
-
-    Every way of reading or changing the list fills it first, so callers cannot tell it
-    from a list; it exists so that a query can travel in the round trip of the next one.
-    """
-
-    __slots__ = ("_fill",)
-
-    def __init__(self, fill: Callable[[], list[T]]) -> None:
-        super().__init__()
-        self._fill: Callable[[], list[T]] | None = fill
-
-    def fill_now(self) -> None:
-        """Compute the items now (if not yet done)."""
-        fill, self._fill = self._fill, None
-        if fill is not None:
-            super().extend(fill())
-
-
-def _filling(name: str) -> Any:
-    method = getattr(list, name)
-
-    @functools.wraps(method)
-    def filled(self: DeferredList[Any], *args: Any, **kwargs: Any) -> Any:
-        self.fill_now()
-        return method(self, *args, **kwargs)
-
-    return filled
-
-
-for _name in (
-    "__add__", "__contains__", "__delitem__", "__eq__", "__ge__", "__getitem__", "__gt__",
-    "__iadd__", "__imul__", "__iter__", "__le__", "__len__", "__lt__", "__mul__", "__ne__",
-    "__reduce_ex__", "__repr__", "__reversed__", "__rmul__", "__setitem__", "__sizeof__",
-    "append", "clear", "copy", "count", "extend", "index", "insert", "pop", "remove",
-    "reverse", "sort",
-):  # fmt: skip
-    setattr(DeferredList, _name, _filling(_name))
-del _name
 
 
 class _Phase(enum.Enum):
@@ -983,7 +940,7 @@ class PostgresTransaction:
         row = cursor.fetchone()
         if row is None:
             raise self._stale(expected_version or 0)
-        return dataclasses.replace(value, version=row[0])
+        return _rows.with_version(value, row[0])
 
     @_translated("delete_profile_value")
     def delete_profile_value(
@@ -1052,7 +1009,7 @@ class PostgresTransaction:
         """Append in this transaction; the record with its store-assigned sequence."""
         row = self._write(AUDIT_INSERT, audit_params(record)).fetchone()
         assert row is not None
-        return dataclasses.replace(record, sequence=row[0])
+        return _rows.with_audit_sequence(record, row[0])
 
     @_translated("append_event")
     def append_event(self, event: OutboxEvent) -> OutboxEvent:
@@ -1082,10 +1039,7 @@ class PostgresTransaction:
         if row is None:
             raise ConflictError("event id already exists", code="event.exists")
         self.appended_events += 1
-        return dataclasses.replace(
-            event, sequence=row[0], attempts=0, last_error="", available_at=None,
-            status=EventStatus.PENDING,
-        )  # fmt: skip
+        return _rows.appended_event(event, row[0])
 
 
 AUDIT_INSERT = (

@@ -9,7 +9,6 @@ round trip where they can be: ``set_config(scope) ; statement ; Sync``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
 import uuid
@@ -337,7 +336,7 @@ class PostgresStore:
             b.pipeline.sync()  # commits the implicit transaction
             row = cursor.fetchone()
         assert row is not None
-        return dataclasses.replace(record, sequence=row[0])
+        return _rows.with_audit_sequence(record, row[0])
 
     def read_audit(self, audit_filter: AuditFilter, scope: AccessScope) -> AuditPage:
         """Matching records in append order; a non-platform scope sees only records whose

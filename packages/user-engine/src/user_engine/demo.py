@@ -33,22 +33,31 @@ def run_demo(engine: Engine, out: TextIO) -> None:
         engine.store.migrate()
 
     operator = Principal.platform_operator("ops-olga")
-    acme_admin = Principal.tenant_admin("adm-alice", "acme")
-    globex_admin = Principal.tenant_admin("adm-gus", "globex")
+    # A persistent store (say, the embedded Postgres data dir) may hold an earlier run: give
+    # this run's tenants, applications and identities a fresh suffix instead of colliding.
+    earlier_runs = engine.store.record_counts().get("tenants", 0) // 2
+    tag = f"-run{earlier_runs + 1}" if earlier_runs else ""
+    acme, globex = f"acme{tag}", f"globex{tag}"
+    crm_id, billing_id = f"crm{tag}", f"billing{tag}"
+    ada_subject = f"ada-123{tag}"
+    if tag:
+        say(f"(the store holds {earlier_runs} earlier demo run(s): ids get the suffix {tag})\n")
+    acme_admin = Principal.tenant_admin("adm-alice", acme)
+    globex_admin = Principal.tenant_admin("adm-gus", globex)
 
     say("== 1. Tenants and administrators")
-    for tenant_id, name in (("acme", "Acme Corp"), ("globex", "Globex Inc")):
+    for tenant_id, name in ((acme, "Acme Corp"), (globex, "Globex Inc")):
         service.create_tenant(operator, tenant_id, name=name)
         say(f"   operator created tenant {tenant_id!r} ({name})")
     say("   tenant admins: adm-alice administers acme, adm-gus administers globex")
 
     say("\n== 2. Applications publish catalogs")
-    service.register_application(operator, "crm", name="Customer Relations")
-    service.register_application(operator, "billing", name="Billing")
-    crm, billing = Principal.application("crm"), Principal.application("billing")
+    service.register_application(operator, crm_id, name="Customer Relations")
+    service.register_application(operator, billing_id, name="Billing")
+    crm, billing = Principal.application(crm_id), Principal.application(billing_id)
     crm_catalog = service.publish_catalog(
         crm,
-        "crm",
+        crm_id,
         [
             {"name": "nickname", "type": "string", "sensitivity": "public", "max_length": 32,
              "writers": ["self", "tenant-admin", "application"],
@@ -62,7 +71,7 @@ def run_demo(engine: Engine, out: TextIO) -> None:
     )  # fmt: skip
     billing_catalog = service.publish_catalog(
         billing,
-        "billing",
+        billing_id,
         [
             {"name": "plan", "type": "string", "enum": ["free", "team", "enterprise"],
              "default": "free", "sensitivity": "internal", "writers": ["application"],
@@ -77,12 +86,12 @@ def run_demo(engine: Engine, out: TextIO) -> None:
         say(f"   {catalog.application_id} catalog v{catalog.version}: {names}")
 
     say("\n== 3. Users, accounts, identities, factors")
-    ada = service.create_user(acme_admin, display_name="Ada", tenant_id="acme", roles=["editor"])
-    grace = service.create_user(acme_admin, display_name="Grace", tenant_id="acme")
+    ada = service.create_user(acme_admin, display_name="Ada", tenant_id=acme, roles=["editor"])
+    grace = service.create_user(acme_admin, display_name="Grace", tenant_id=acme)
     # Users cross tenants only through the operator (or the tenant admin of the target).
-    service.add_to_tenant(operator, "globex", ada.id, roles=["viewer"])
-    service.create_account(Principal.user(ada.id), ada.id, handle="ada@example.com")
-    service.link_identity(operator, ada.id, issuer="https://idp.example", subject="ada-123")
+    service.add_to_tenant(operator, globex, ada.id, roles=["viewer"])
+    service.create_account(Principal.user(ada.id), ada.id, handle=f"ada{tag}@example.com")
+    service.link_identity(operator, ada.id, issuer="https://idp.example", subject=ada_subject)
     factor = service.enroll_factor(
         Principal.user(ada.id), ada.id, kind="totp", label="phone", secret=DEMO_SECRETS[0]
     )
@@ -93,48 +102,48 @@ def run_demo(engine: Engine, out: TextIO) -> None:
         f"   Ada enrolled a {factor.kind} factor; stored reference only: {factor.secret_ref[:8]}..."
     )
     try:
-        service.link_identity(operator, grace.id, issuer="https://idp.example", subject="ada-123")
+        service.link_identity(operator, grace.id, issuer="https://idp.example", subject=ada_subject)
     except ConflictError as error:
         say(f"   linking the same identity to Grace: refused [{error.code}]")
 
     say("\n== 4. Bindings and layered profile writes")
     service.bind_application(
-        acme_admin, "crm", tenant_id="acme", user_id=ada.id,
+        acme_admin, crm_id, tenant_id=acme, user_id=ada.id,
     )  # fmt: skip
     service.bind_application(
-        acme_admin, "billing", tenant_id="acme", user_id=ada.id,
-        granted_attributes=["crm.nickname", "crm.language", "crm.recovery_pin"],
+        acme_admin, billing_id, tenant_id=acme, user_id=ada.id,
+        granted_attributes=[f"{crm_id}.nickname", f"{crm_id}.language", f"{crm_id}.recovery_pin"],
     )  # fmt: skip
     ada_user = Principal.user(ada.id)
     service.write_profile_value(
-        crm, attribute="crm.nickname", layer="application-default", value="friend"
+        crm, attribute=f"{crm_id}.nickname", layer="application-default", value="friend"
     )
     service.write_profile_value(
-        acme_admin, attribute="crm.nickname", layer="tenant-default", tenant_id="acme",
+        acme_admin, attribute=f"{crm_id}.nickname", layer="tenant-default", tenant_id=acme,
         value="acme-colleague",
     )  # fmt: skip
     service.write_profile_value(
-        ada_user, attribute="crm.nickname", layer="user", user_id=ada.id, value="countess"
+        ada_user, attribute=f"{crm_id}.nickname", layer="user", user_id=ada.id, value="countess"
     )
     in_acme = service.write_profile_value(
-        ada_user, attribute="crm.nickname", layer="user-in-tenant", user_id=ada.id,
-        tenant_id="acme", value="ada-at-acme",
+        ada_user, attribute=f"{crm_id}.nickname", layer="user-in-tenant", user_id=ada.id,
+        tenant_id=acme, value="ada-at-acme",
     )  # fmt: skip
     service.write_profile_value(
-        acme_admin, attribute="crm.language", layer="tenant-default", tenant_id="acme",
+        acme_admin, attribute=f"{crm_id}.language", layer="tenant-default", tenant_id=acme,
         value="fr",
     )  # fmt: skip
     service.write_profile_value(
-        ada_user, attribute="crm.recovery_pin", layer="user", user_id=ada.id,
+        ada_user, attribute=f"{crm_id}.recovery_pin", layer="user", user_id=ada.id,
         value=DEMO_SECRETS[1],
     )  # fmt: skip
     service.write_profile_value(
-        billing, attribute="billing.plan", layer="user-in-tenant", user_id=ada.id,
-        tenant_id="acme", value="team",
+        billing, attribute=f"{billing_id}.plan", layer="user-in-tenant", user_id=ada.id,
+        tenant_id=acme, value="team",
     )  # fmt: skip
     service.write_profile_value(
-        billing, attribute="billing.seats", layer="user-in-tenant", user_id=ada.id,
-        tenant_id="acme", value=25,
+        billing, attribute=f"{billing_id}.seats", layer="user-in-tenant", user_id=ada.id,
+        tenant_id=acme, value=25,
     )  # fmt: skip
     say("   crm.nickname: application default, acme default, Ada's own, Ada-in-acme")
     say("   crm.language: acme default 'fr'; crm.recovery_pin: a secret Ada set")
@@ -143,40 +152,40 @@ def run_demo(engine: Engine, out: TextIO) -> None:
     say("   crm.recovery_pin; secrets are never projected, whatever is granted)")
 
     say("\n== 5. Ada's effective profile in acme, with provenance")
-    profile = service.effective_profile(ada_user, ada.id, tenant_id="acme", explain=True)
+    profile = service.effective_profile(ada_user, ada.id, tenant_id=acme, explain=True)
     _print_profile(say, profile, explain=True)
 
     say("\n== 6. Two projections that differ")
     for application in (crm, billing):
         projection = service.project_profile(
-            application, application.id, tenant_id="acme", user_id=ada.id
+            application, application.id, tenant_id=acme, user_id=ada.id
         )
         say(f"   {application.id} sees: {projection.values()}")
 
     say("\n== 7. A stale write is rejected")
     try:
         service.write_profile_value(
-            ada_user, attribute="crm.nickname", layer="user-in-tenant", user_id=ada.id,
-            tenant_id="acme", value="too-late", expected_version=in_acme.version - 1 or 0,
+            ada_user, attribute=f"{crm_id}.nickname", layer="user-in-tenant", user_id=ada.id,
+            tenant_id=acme, value="too-late", expected_version=in_acme.version - 1 or 0,
         )  # fmt: skip
     except ConflictError as error:
         say(f"   write with expected_version={in_acme.version - 1}: refused [{error.code}]")
     updated = service.write_profile_value(
-        ada_user, attribute="crm.nickname", layer="user-in-tenant", user_id=ada.id,
-        tenant_id="acme", value="ada-lovelace", expected_version=in_acme.version,
+        ada_user, attribute=f"{crm_id}.nickname", layer="user-in-tenant", user_id=ada.id,
+        tenant_id=acme, value="ada-lovelace", expected_version=in_acme.version,
     )  # fmt: skip
     say(f"   write with expected_version={in_acme.version}: accepted, now v{updated.version}")
 
     say("\n== 8. A cross-tenant attempt is denied (and audited)")
     try:
-        service.suspend_tenant_account(globex_admin, "acme", grace.id)
+        service.suspend_tenant_account(globex_admin, acme, grace.id)
     except AuthorizationDenied as error:
         say(f"   globex admin suspending Grace in acme: denied [{error.code}]")
     try:
         with service.transaction():
             service.write_profile_value(
-                acme_admin, attribute="crm.nickname", layer="tenant-default",
-                tenant_id="globex", value="sneaky",
+                acme_admin, attribute=f"{crm_id}.nickname", layer="tenant-default",
+                tenant_id=globex, value="sneaky",
             )  # fmt: skip
     except AuthorizationDenied as error:
         say(f"   acme admin writing globex's default: denied [{error.code}]")
