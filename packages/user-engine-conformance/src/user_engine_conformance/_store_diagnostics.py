@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
 
 import pytest
 from user_engine.domain import Layer
 from user_engine.errors import ConflictError, UserEngineError
-from user_engine.ports import StoreTransaction, UserEngineStore
+from user_engine.ports import RECORD_KINDS, StoreTransaction, UserEngineStore
 
 from user_engine_conformance._samples import Sample, error_chain_text
 from user_engine_conformance.clauses import clause
 
 __all__ = ["RECORD_KINDS", "DiagnosticsClauses"]
-
-RECORD_KINDS: Final = (
-    "tenants",
-    "users",
-    "accounts",
-    "tenant_accounts",
-    "memberships",
-    "external_identities",
-    "factors",
-    "applications",
-    "application_bindings",
-    "catalog_versions",
-    "profile_values",
-    "audit_records",
-    "outbox_events",
-)
-"""The keys ``record_counts`` reports, one per record kind."""
-
 
 def _seed_canaries(store: UserEngineStore, sample: Sample) -> None:
     """One row of every kind, with the canary wherever a value can go."""

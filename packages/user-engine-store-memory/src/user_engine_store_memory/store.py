@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -43,7 +43,7 @@ from user_engine.domain import (
 )
 from user_engine.errors import ConflictError, NotFoundError, ValidationError
 from user_engine.migrations import LATEST_SCHEMA_VERSION
-from user_engine.ports import Readiness, StoreCapability
+from user_engine.ports import RECORD_KINDS, Readiness, StoreCapability
 
 __all__ = ["MemoryStore"]
 
@@ -638,18 +638,8 @@ class MemoryStore:
     def record_counts(self) -> Mapping[str, int]:
         t = self._tables
         with self._lock:
-            return {
-                "tenants": len(t.tenants),
-                "users": len(t.users),
-                "accounts": len(t.accounts),
-                "tenant_accounts": len(t.tenant_accounts),
-                "memberships": len(t.memberships),
-                "external_identities": len(t.identities),
-                "factors": len(t.factors),
-                "applications": len(t.applications),
-                "application_bindings": len(t.bindings),
-                "catalog_versions": len(t.catalogs),
-                "profile_values": len(t.profile),
-                "audit_records": len(t.audit),
-                "outbox_events": len(t.outbox),
-            }
+            sizes: tuple[Sized, ...] = (
+                t.tenants, t.users, t.accounts, t.tenant_accounts, t.memberships, t.identities,
+                t.factors, t.applications, t.bindings, t.catalogs, t.profile, t.audit, t.outbox,
+            )  # fmt: skip
+            return {kind: len(table) for kind, table in zip(RECORD_KINDS, sizes, strict=True)}

@@ -32,7 +32,7 @@ from user_engine.domain import (
 )
 from user_engine.errors import ConfigurationError, StoreUnavailableError, UserEngineError
 from user_engine.migrations import LATEST_SCHEMA_VERSION
-from user_engine.ports import Readiness, StoreCapability
+from user_engine.ports import RECORD_KINDS, Readiness, StoreCapability
 
 from user_engine_store_postgres import _rows
 from user_engine_store_postgres._connections import (
@@ -69,21 +69,7 @@ _PLATFORM = AccessScope.all_tenants()
 _MAX_ERROR_LENGTH = 1000
 _READINESS_TIMEOUT = 5.0  # seconds; a health probe must answer even when the pool is stuck
 
-RECORD_TABLES = (
-    "tenants",
-    "users",
-    "accounts",
-    "tenant_accounts",
-    "memberships",
-    "external_identities",
-    "factors",
-    "applications",
-    "application_bindings",
-    "catalog_versions",
-    "profile_values",
-    "audit_records",
-    "outbox_events",
-)
+RECORD_TABLES = RECORD_KINDS
 """``record_counts`` keys; each is also the name of its table."""
 
 

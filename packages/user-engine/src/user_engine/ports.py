@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from user_engine.domain import (
     AccessScope,
@@ -39,6 +39,7 @@ from user_engine.domain import (
 )
 
 __all__ = [
+    "RECORD_KINDS",
     "AuditSink",
     "AuthorizationPolicy",
     "AuthorizationTarget",
@@ -58,6 +59,24 @@ __all__ = [
     "Telemetry",
     "UserEngineStore",
 ]
+
+
+RECORD_KINDS: Final = (
+    "tenants",
+    "users",
+    "accounts",
+    "tenant_accounts",
+    "memberships",
+    "external_identities",
+    "factors",
+    "applications",
+    "application_bindings",
+    "catalog_versions",
+    "profile_values",
+    "audit_records",
+    "outbox_events",
+)
+"""The keys of ``UserEngineStore.record_counts``, one per record kind."""
 
 
 class StoreCapability:
