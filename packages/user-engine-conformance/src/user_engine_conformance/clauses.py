@@ -418,8 +418,9 @@ _ALL: tuple[Clause, ...] = (
     Clause(
         "audit.failure-surfaced",
         "audit",
-        "A failed export is counted as dropped with a reason, never as exported; export "
-        "does not raise.",
+        "A failed export is counted as dropped with a reason (in that result, or in the next "
+        "one for a sink that delivers in the background, whose `flush` then returns False); "
+        "export does not raise.",
         hook="failing_audit_sink",
     ),
     Clause("audit.close-idempotent", "audit", "close may be called twice."),
