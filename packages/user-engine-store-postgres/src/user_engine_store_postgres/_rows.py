@@ -7,6 +7,7 @@ factory psycopg has); every SELECT and RETURNING of the store uses these constan
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from user_engine.domain import (
@@ -44,6 +45,7 @@ __all__ = [
     "IDENTITY_COLUMNS",
     "MEMBERSHIP_COLUMNS",
     "PROFILE_COLUMNS",
+    "PROFILE_JSON",
     "TENANT_ACCOUNT_COLUMNS",
     "TENANT_COLUMNS",
     "USER_COLUMNS",
@@ -60,6 +62,7 @@ __all__ = [
     "membership",
     "profile_sort_key",
     "profile_value",
+    "profile_values_from_json",
     "tenant",
     "tenant_account",
     "user",
@@ -143,6 +146,30 @@ def profile_value(row: Row) -> ProfileValue:
     """A ``ProfileValue`` from a ``PROFILE_COLUMNS`` row."""
     key = ProfileKey(Layer(row[0]), row[1], row[2], row[3], row[4])
     return ProfileValue(key, row[5], row[6], row[7], row[8], row[9])
+
+
+PROFILE_JSON = f"json_agg(json_build_array({PROFILE_COLUMNS}))"
+"""Rows of ``PROFILE_COLUMNS`` as one JSON array (read by ``profile_values_from_json``)."""
+
+_LAYERS = {layer.value: layer for layer in Layer}
+
+
+def profile_values_from_json(items: Sequence[Row] | None) -> list[ProfileValue]:
+    """``ProfileValue`` records from a ``PROFILE_JSON`` array (NULL when no rows).
+
+    One JSON value instead of a row per value: the driver's per-row and per-column work is
+    most of a small read's cost. The stored JSON value is embedded as is (jsonb's own text),
+    so it parses exactly as the jsonb column would; the timestamp is ISO 8601 text."""
+    if not items:
+        return []
+    layers = _LAYERS
+    parse = datetime.fromisoformat
+    return [
+        ProfileValue(
+            ProfileKey(layers[i[0]], i[1], i[2], i[3], i[4]), i[5], i[6], i[7], i[8], parse(i[9])
+        )
+        for i in items
+    ]
 
 
 def profile_sort_key(value: ProfileValue) -> tuple[str, str, int, str, str]:

@@ -100,9 +100,27 @@ SCOPE_SQL = (
 )
 """Sets the transaction-local scope the row-level-security policies read."""
 
-_OUTBOX_LOCK_CLASS = 0x7565  # first key of the two-key advisory lock space, "ue"
-
 S = "user_engine"
+
+_CURRENT_CATALOGS = (
+    "(SELECT json_agg(json_build_array(application_id, version, published_at, published_by, "
+    "CASE WHEN (application_id || ':' || version) = ANY(%s::text[]) THEN NULL "
+    "ELSE attributes END) "
+    "ORDER BY application_id) FROM (SELECT DISTINCT ON (application_id) application_id, "
+    f"version, published_at, published_by, attributes FROM {S}.catalog_versions "
+    "ORDER BY application_id DESC, version DESC) current)"
+)
+"""The current catalog of every application as one JSON array, by application id; the
+attributes are null for the versions given (those the cache holds). One value, not a row
+per catalog: psycopg's per-row and per-column work is most of a small read's cost.
+DISTINCT ON with DESC on both keys walks the primary key backwards (no sort)."""
+
+_CATALOGS_ALONE = "SELECT " + _CURRENT_CATALOGS
+# The catalog tables have no row-level security, so the catalogs may ride on the scope
+# statement of the next scoped read: which of the two a server evaluates first is irrelevant.
+_SCOPE_AND_CATALOGS = SCOPE_SQL + ", " + _CURRENT_CATALOGS
+
+_OUTBOX_LOCK_CLASS = 0x7565  # first key of the two-key advisory lock space, "ue"
 
 
 def scope_settings(scope: AccessScope) -> tuple[str, str]:
@@ -163,6 +181,16 @@ class _Phase(enum.Enum):
     EXPLICIT = "explicit"
 
 
+class _CatalogRead:
+    """A ``list_current_catalogs`` not sent yet (``cursor`` None) or sent on ``cursor``."""
+
+    __slots__ = ("cursor", "keys")
+
+    def __init__(self, keys: str) -> None:
+        self.keys = keys
+        self.cursor: Cursor[Any] | None = None
+
+
 @dataclasses.dataclass(slots=True)
 class _Savepoint:
     name: str
@@ -185,8 +213,9 @@ class PostgresTransaction:
         self._unsynced = False
         self._failed = False
         self._counter = 0
-        self._mechanics = self._conn.cursor()
+        self._mechanics: Cursor[Any] | None = None  # made on first use (often never)
         self._deferred: list[DeferredList[Any]] = []
+        self._unsent_catalogs: _CatalogRead | None = None
         self.appended_events = 0
         self.ended_cleanly = False
         """True once COMMIT or ROLLBACK went through: the connection may be pooled again."""
@@ -198,13 +227,26 @@ class PostgresTransaction:
         return self._scopes[-1]
 
     def _queue(self, query: str, params: Any = None) -> Cursor[Any]:
+        if self._unsent_catalogs is not None:
+            self._send_catalogs()
         self._unsynced = True
         return self._conn.execute(query, params)
 
     def _queue_mechanics(self, query: str, params: Any = None) -> None:
         """Queue a statement whose result nobody reads (on one reused cursor)."""
+        if self._unsent_catalogs is not None:
+            self._send_catalogs()
         self._unsynced = True
+        if self._mechanics is None:
+            self._mechanics = self._conn.cursor()
         self._mechanics.execute(query, params)
+
+    def _send_catalogs(self) -> None:
+        """Send the catalog read that waits for a statement to ride on, by itself: before
+        any other statement, so that statements still reach the server in call order."""
+        pending, self._unsent_catalogs = self._unsent_catalogs, None
+        if pending is not None:
+            pending.cursor = self._queue(_CATALOGS_ALONE, [pending.keys])
 
     def _queue_scope(self, scope: AccessScope) -> None:
         self._queue_mechanics(SCOPE_SQL, scope_settings(scope))
@@ -260,19 +302,19 @@ class PostgresTransaction:
         """
         if self._phase is not _Phase.READING:
             return self._queue(query, params)
-        if scoped:
+        pending = self._unsent_catalogs
+        if scoped and pending is not None:
+            # A pending catalog read travels in the scope statement (one statement less).
+            self._unsent_catalogs = None
+            self._unsynced = True
+            pending.cursor = self._conn.execute(
+                _SCOPE_AND_CATALOGS, [*scope_settings(self.scope), pending.keys]
+            )
+        elif scoped:
             self._queue_scope(self.scope)
         cursor = self._queue(query, params)
         self._sync()
         return cursor
-
-    def _read_later(self, query: str, params: Any = None) -> Cursor[Any]:
-        """Queue an unscoped read without waiting: its rows arrive with the next round trip
-        (``_rows_of`` waits only if none happened yet)."""
-        return self._queue(query, params)
-
-    def _rows_of(self, cursor: Cursor[Any]) -> list[Any]:
-        return cursor.fetchall()  # in pipeline mode: flushes and waits if not here yet
 
     def _write(self, query: str, params: Any = None) -> Cursor[Any]:
         """Send a write in the open transaction (opening it first); the caller's fetch of
@@ -329,6 +371,8 @@ class PostgresTransaction:
 
         ``ended_cleanly`` tells the store whether the connection may be pooled again.
         """
+        if self._unsent_catalogs is not None:
+            self._send_catalogs()  # a deferred list still to fill
         phase = self._phase
         if not commit or (phase is _Phase.WRITING and self._failed):
             if phase is not _Phase.READING:
@@ -853,31 +897,34 @@ class PostgresTransaction:
     def list_current_catalogs(self) -> list[CatalogVersion]:
         """The current catalog of every application, by application id.
 
-        Before the first write it is sent without waiting: the list fills itself on first
-        use, from the round trip of the next statement when there is one. Resolving a
-        profile (this, then ``profile_values_for``) thus costs one round trip, not two.
+        Before the first write it is not waited for: the list fills itself on first use,
+        from the round trip of the next statement when there is one, and it travels in the
+        scope statement of the next scoped read. Resolving a profile (this, then
+        ``profile_values_for``) thus costs one round trip and two statements.
         """
-        # DESC on both keys walks the primary key backwards (no sort); reversed below.
-        query = (
-            "SELECT DISTINCT ON (application_id) application_id, version, published_at, "
-            "published_by, CASE WHEN (application_id || ':' || version) = ANY(%s) THEN NULL "
-            f"ELSE attributes END FROM {S}.catalog_versions "
-            "ORDER BY application_id DESC, version DESC"
-        )
-        params = [self._store.catalogs.keys()]
+        catalogs = self._store.catalogs
+        keys = catalogs.keys_literal()
         if self._phase is not _Phase.READING:
-            rows = self._read(query, params, scoped=False).fetchall()
-            return [self._catalog(row) for row in reversed(rows)]
-        cursor = self._read_later(query, params)
-        cacheable = True  # sent before any write of this transaction
+            row = self._read(_CATALOGS_ALONE, [keys], scoped=False).fetchone()
+            assert row is not None
+            return catalogs.resolve_current(row[0], cacheable=False)
+        if self._unsent_catalogs is not None:
+            self._send_catalogs()
+        # Not sent yet: it waits for the next statement, and rides on it if that is the
+        # scope statement of a read (``_read``), else goes just before it.
+        pending = self._unsent_catalogs = _CatalogRead(keys)
 
         def fill() -> list[CatalogVersion]:
+            # Sent before any write of this transaction: what it reads is committed.
             try:
-                rows = self._rows_of(cursor)
+                if pending.cursor is None:
+                    self._send_catalogs()
+                assert pending.cursor is not None
+                row = pending.cursor.fetchone()  # pipeline: flushes, waits if not here yet
             except (psycopg.Error, UnicodeError) as error:
                 raise translate(error, "list_current_catalogs") from error
-            catalogs = self._store.catalogs
-            return [catalogs.resolve(row, cacheable=cacheable) for row in reversed(rows)]
+            assert row is not None
+            return catalogs.resolve_current(row[-1], cacheable=True)
 
         deferred = DeferredList(fill)
         self._deferred.append(deferred)
@@ -1000,8 +1047,13 @@ class PostgresTransaction:
             parts += [base + "user_id = %s AND tenant_id = %s",
                       base + "user_id IS NULL AND tenant_id = %s"]  # fmt: skip
             params += [user_id, tenant_id, tenant_id]
-        rows = self._read(" UNION ALL ".join(parts), params).fetchall()
-        return sorted((_rows.profile_value(row) for row in rows), key=_rows.profile_sort_key)
+        # One JSON value rather than a row per value (see _rows.PROFILE_JSON).
+        row = self._read(
+            f"SELECT {_rows.PROFILE_JSON} FROM ({' UNION ALL '.join(parts)}) resolving", params
+        ).fetchone()
+        values = _rows.profile_values_from_json(None if row is None else row[0])
+        values.sort(key=_rows.profile_sort_key)
+        return values
 
     # -- audit and outbox --------------------------------------------------------------------
     @_translated("append_audit")

@@ -82,6 +82,7 @@ class CatalogCache:
         self._lock = threading.Lock()
         self._catalogs: dict[tuple[str, int], CatalogVersion] = {}
         self._versions: dict[str, list[int]] = {}
+        self._keys_literal = "{}"
 
     def get(self, application_id: str, version: int) -> CatalogVersion | None:
         """A cached version, or None."""
@@ -94,6 +95,11 @@ class CatalogCache:
     def keys(self) -> list[str]:
         """``"<application>:<version>"`` of every cached version."""
         return [f"{a}:{v}" for a, v in list(self._catalogs)]
+
+    def keys_literal(self) -> str:
+        """``keys`` as a PostgreSQL text[] literal, kept up to date as versions are added:
+        a plain string parameter costs the driver far less than dumping a list."""
+        return self._keys_literal
 
     def resolve(self, row: Sequence[Any], *, cacheable: bool) -> CatalogVersion:
         """The catalog of a row whose attributes may be NULL (then it is cached)."""
@@ -112,7 +118,34 @@ class CatalogCache:
                 if (application_id, version) not in self._catalogs:
                     self._catalogs[(application_id, version)] = catalog
                     self._versions.setdefault(application_id, []).append(version)
+                    self._keys_literal = _text_array(self.keys())
         return catalog
+
+    def resolve_current(
+        self, items: Sequence[Sequence[Any]] | None, *, cacheable: bool
+    ) -> list[CatalogVersion]:
+        """The catalogs of a current-catalogs JSON array (``_transaction``): items
+        ``[application, version, published_at, published_by, attributes or null]``, by
+        application id; null attributes mean the cache holds that version."""
+        if not items:
+            return []
+        catalogs = self._catalogs
+        found: list[CatalogVersion] = []
+        for item in items:
+            if item[4] is None:
+                found.append(catalogs[(item[0], item[1])])
+            else:
+                # JSON carries the timestamp as ISO 8601 text, at full precision.
+                row = (item[0], item[1], datetime.fromisoformat(item[2]), item[3], item[4])
+                found.append(self.resolve(row, cacheable=cacheable))
+        return found
+
+
+def _text_array(items: Sequence[str]) -> str:
+    """A PostgreSQL array literal of ``items`` (each double-quoted, quotes and backslashes
+    escaped: any text survives)."""
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
 
 
 class PostgresStore:
