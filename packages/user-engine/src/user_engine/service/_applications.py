@@ -19,7 +19,6 @@ from user_engine.domain.limits import (
     check_slug,
 )
 from user_engine.errors import (
-    ConflictError,
     NotFoundError,
     ValidationError,
 )
@@ -93,11 +92,7 @@ class ApplicationOperations(ServiceBase):
         def body(tx: StoreTransaction) -> ApplicationBinding:
             self._require_tenant(tx, tenant_id, active=True)
             self._require_application(tx, application_id)
-            if self._member_fact(tx, tenant_id, user_id) != "yes":
-                raise ConflictError(
-                    "the user needs an active account in this tenant first",
-                    code="tenant_account.inactive",
-                )
+            self._require_active_member(tx, tenant_id, user_id)
             for name in sorted(granted):
                 owner, attribute = split_qualified_name(name)
                 catalog = tx.get_current_catalog(owner)

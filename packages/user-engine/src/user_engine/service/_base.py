@@ -353,6 +353,13 @@ class ServiceBase:
             )
         return application
 
+    def _require_active_member(self, tx: StoreTransaction, tenant_id: str, user_id: str) -> None:
+        if self._member_fact(tx, tenant_id, user_id) != "yes":
+            raise ConflictError(
+                "the user needs an active account in this tenant first",
+                code="tenant_account.inactive",
+            )
+
     @staticmethod
     def _member_fact(tx: StoreTransaction, tenant_id: str | None, user_id: str) -> str:
         if tenant_id is None:

@@ -277,11 +277,7 @@ class TenantOperations(ServiceBase):
 
         def body(tx: StoreTransaction) -> Membership:
             self._require_tenant(tx, tenant_id, active=True)
-            if self._member_fact(tx, tenant_id, user_id) != "yes":
-                raise ConflictError(
-                    "the user needs an active account in this tenant first",
-                    code="tenant_account.inactive",
-                )
+            self._require_active_member(tx, tenant_id, user_id)
             membership = Membership(tenant_id, user_id, group, self.clock.now())
             tx.insert_membership(membership)
             self._emit(
