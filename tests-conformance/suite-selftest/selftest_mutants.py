@@ -106,8 +106,9 @@ class DenialDroppedOnRollback(MemoryStore):
     def append_audit_autonomous(self, record: AuditRecord) -> AuditRecord:
         transaction = getattr(self._open, "transaction", None)
         if transaction is not None:
-            stored: AuditRecord = transaction.append_audit(record)
-            return stored
+            transaction.append_audit(record)
+            sequence = transaction.audit_sequences()[record.id]
+            return dataclasses.replace(record, sequence=sequence)
         return super().append_audit_autonomous(record)
 
 
@@ -186,10 +187,9 @@ class CatalogVersionOverwritten(_MutantStore):
 
 
 class _EventsSurviveRollback(_MemoryTransaction):
-    def append_event(self, event: OutboxEvent) -> OutboxEvent:
-        stored = super().append_event(event)
+    def append_event(self, event: OutboxEvent) -> None:
+        super().append_event(event)
         self._undo.pop()  # forget how to undo it: a rollback keeps the event
-        return stored
 
 
 class OutboxAppendSurvivesRollback(_MutantStore):

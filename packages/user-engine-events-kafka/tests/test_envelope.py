@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -134,3 +136,67 @@ def test_decoding_arbitrary_bytes_raises_only_validation_errors(
 ) -> None:
     with contextlib.suppress(ValidationError):
         decode_message([("ce_specversion", b"1.0"), *headers], value)
+
+
+_texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
+_moments = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]))
+
+
+@given(
+    ids=st.tuples(_texts, _texts, _texts, _texts),
+    tenant=st.none() | _texts,
+    moment=_moments | st.datetimes(),
+    sequence=st.integers(min_value=0, max_value=2**63),
+    payload=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+)
+def test_the_value_is_the_envelope_as_compact_json_byte_for_byte(
+    ids: tuple[str, str, str, str],
+    tenant: str | None,
+    moment: datetime,
+    sequence: int,
+    payload: dict[str, Any],
+) -> None:
+    event_id, event_type, aggregate_type, aggregate_id = ids
+    event = OutboxEvent(
+        event_id, event_type, aggregate_type, aggregate_id, tenant, moment, payload, sequence
+    )
+    encoded = encode_event(event, source="src")
+    time = dict(encoded.headers)["ce_time"].decode()
+    envelope = {
+        "envelope_version": ENVELOPE_VERSION,
+        "id": event_id,
+        "type": event_type,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "tenant_id": tenant,
+        "occurred_at": time,
+        "sequence": sequence,
+        "data": payload,
+    }
+    expected = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert encoded.value == expected.encode()
+    assert time.endswith("Z")
+    assert datetime.fromisoformat(time) == (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    assert encoded.size == len(encoded.key) + len(encoded.value) + sum(
+        len(name) + len(value) for name, value in encoded.headers
+    )
+
+
+def test_a_failed_encoding_leaves_no_trace_for_the_next_one(make_event: EventFactory) -> None:
+    shared: dict[str, Any] = {"k": 1}
+    looped: dict[str, Any] = {"shared": shared}
+    looped["self"] = looped
+    with pytest.raises(EventEncodingError):
+        encode_event(make_event(payload=looped), source="s")
+    del looped["self"]  # no longer circular: the same objects must now encode
+    encoded = encode_event(make_event(payload={"a": looped, "b": shared}), source="s")
+    assert json.loads(encoded.value)["data"] == {"a": {"shared": {"k": 1}}, "b": {"k": 1}}
+
+
+def test_fields_of_a_str_subclass_encode_as_their_text(make_event: EventFactory) -> None:
+    class Kind(enum.StrEnum):
+        SUSPENDED = "user.suspended"
+
+    plain = make_event("usr_1", event_type="user.suspended")
+    subclassed = replace(plain, event_type=Kind.SUSPENDED)
+    assert encode_event(subclassed, source="s") == encode_event(plain, source="s")

@@ -20,21 +20,18 @@ _numbers = itertools.count(1)
 
 def append(store: MemoryStore, *aggregates: str) -> list[OutboxEvent]:
     """Commit one event per aggregate given, in order; return them as stored."""
+    events = [
+        OutboxEvent(
+            f"evt-{next(_numbers)}", "user.updated", "user", aggregate, None, T0,
+            {"aggregate": aggregate},
+        )
+        for aggregate in aggregates
+    ]  # fmt: skip
     with store.transaction(AccessScope.all_tenants()) as tx:
-        return [
-            tx.append_event(
-                OutboxEvent(
-                    f"evt-{next(_numbers)}",
-                    "user.updated",
-                    "user",
-                    aggregate,
-                    None,
-                    T0,
-                    {"aggregate": aggregate},
-                )
-            )
-            for aggregate in aggregates
-        ]
+        for event in events:
+            tx.append_event(event)
+    stored = {e.id: e for e in store.pending_events(limit=10_000)}
+    return [stored[e.id] for e in events]
 
 
 def test_claim_hands_out_the_oldest_events_first_up_to_the_limit(store: MemoryStore) -> None:

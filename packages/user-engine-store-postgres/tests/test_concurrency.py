@@ -117,26 +117,37 @@ def _wait_until_blocked_on_the_aggregate_lock(admin_dsn: str) -> None:
             conn.execute("SELECT pg_sleep(0.01)")
 
 
+def _wait_for_the_server(tx: Any) -> None:
+    """An append is only queued; a read waits for everything sent before it (the lock)."""
+    tx.get_user("nobody")
+
+
+def _sequences(store: Any) -> dict[str, int]:
+    """The sequence of every pending event, by id."""
+    return {e.id: e.sequence for e in store.pending_events(limit=1000)}
+
+
 def test_outbox_sequences_of_one_aggregate_follow_commit_order(
     store: Any, records: Any, postgres_database: Any
 ) -> None:
     aggregate = records.user().id
     first, second = records.event(aggregate), records.event(aggregate)
-    appended: dict[str, int] = {}
+
+    def append_second() -> None:
+        with store.transaction(PLATFORM) as other:
+            other.append_event(second)
+
     with store.transaction(PLATFORM) as tx:
-        appended["first"] = tx.append_event(first).sequence
-
-        def append_second() -> None:
-            with store.transaction(PLATFORM) as other:
-                appended["second"] = other.append_event(second).sequence
-
+        tx.append_event(first)
+        _wait_for_the_server(tx)
         thread = threading.Thread(target=append_second)
         thread.start()
         # The second writer must wait for the first to commit before drawing a sequence.
         _wait_until_blocked_on_the_aggregate_lock(postgres_database.admin_dsn)
-        assert "second" not in appended
+        assert thread.is_alive(), "the second writer committed while the first held the lock"
     thread.join()
-    assert appended["second"] > appended["first"]
+    sequences = _sequences(store)
+    assert sequences[second.id] > sequences[first.id]
     claimed = store.claim_events(limit=10, lease=timedelta(seconds=30), now=T0)
     assert [c.event.id for c in claimed] == [first.id, second.id]
 
@@ -145,21 +156,26 @@ def test_a_waiting_writer_draws_its_sequence_only_after_it_gets_the_aggregate_lo
     store: Any, records: Any, postgres_database: Any
 ) -> None:
     aggregate, other = records.user().id, records.user().id
-    sequences: dict[str, int] = {}
+    holder_event, waiter_event = records.event(aggregate), records.event(aggregate)
+    meanwhile_event = records.event(other)
+
+    def wait_for_the_lock() -> None:
+        with store.transaction(PLATFORM) as tx:
+            tx.append_event(waiter_event)
+
     with store.transaction(PLATFORM) as holder:
-        sequences["holder"] = holder.append_event(records.event(aggregate)).sequence
-
-        def wait_for_the_lock() -> None:
-            with store.transaction(PLATFORM) as tx:
-                sequences["waiter"] = tx.append_event(records.event(aggregate)).sequence
-
+        holder.append_event(holder_event)
+        _wait_for_the_server(holder)
         waiter = threading.Thread(target=wait_for_the_lock)
         waiter.start()
         _wait_until_blocked_on_the_aggregate_lock(postgres_database.admin_dsn)
         with store.transaction(PLATFORM) as tx:  # drawn while the waiter waits
-            sequences["meanwhile"] = tx.append_event(records.event(other)).sequence
+            tx.append_event(meanwhile_event)
     waiter.join()
-    assert sequences["holder"] < sequences["meanwhile"] < sequences["waiter"]
+    sequences = _sequences(store)
+    assert (
+        sequences[holder_event.id] < sequences[meanwhile_event.id] < sequences[waiter_event.id]
+    )
 
 
 def test_concurrent_claimers_never_share_an_aggregate_and_deliver_each_in_order(

@@ -20,6 +20,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from user_engine.domain import (
     AccessScope,
     AuditFilter,
@@ -163,6 +165,9 @@ def _exercise_every_operation(store: Any) -> None:
         # Writes: every statement shape once, conflict and stale paths included.
         new_user = replace(tx.get_user("u50001"), id="u-new")
         tx.insert_user(new_user)
+        # After a write, profile values are read by a plain query (before, profile_inputs:
+        # see test_profile_inputs_reads_by_index_on_100k_users).
+        tx.profile_values_for("u50001", "t01")
         with contextlib.suppress(ConflictError):
             tx.insert_tenant(tx.get_tenant("t01"))
         tx.insert_account(replace(tx.get_account("acc50001"), id="acc-new", handle="new@x"))
@@ -267,7 +272,7 @@ def recorded_statements(seeded_database: Any) -> list[tuple[str, Any, Any]]:
     found: list[tuple[str, Any, Any]] = []
     seen: set[str] = set()
     for statement, params in conn.statements:
-        if statement == SCOPE_SQL:
+        if statement.startswith(SCOPE_SQL):  # the relay's calls add settings to it
             scope = params
         elif _is_query(statement) and statement not in seen:
             seen.add(statement)
@@ -324,4 +329,46 @@ def test_every_store_query_is_index_backed_on_100k_users(
                 if bad:
                     kind = "even with seqscan disabled" if forced else "realistic plan"
                     problems.append(f"{kind}: Seq Scan on {bad} for\n  {statement.strip()}")
+    assert problems == [], "\n".join(problems)
+
+
+def _nested_plans(dsn: str, role: str, settings: list[str]) -> list[Any]:
+    """The plans of every statement one call of profile_inputs runs, nested ones included
+    (auto_explain reports each as a notice), as the runtime role, in a session of its own
+    (PL/pgSQL keeps a session's plans, so each check needs a fresh one)."""
+    notices: list[str] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        conn.execute("LOAD 'auto_explain'")
+        for setting in ["auto_explain.log_min_duration = 0",
+                        "auto_explain.log_nested_statements = on",
+                        "auto_explain.log_format = json", "auto_explain.log_level = notice",
+                        "plan_cache_mode = force_generic_plan", *settings]:  # fmt: skip
+            conn.execute(f"SET {setting}")
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        for scope in (["tenant", "t01"], ["platform", ""], ["global", ""]):
+            conn.execute(
+                "SELECT user_engine.profile_inputs(%s, %s, %s, %s, %s)",
+                [*scope, "{}", "u50001", "t01"],
+            )
+    return [json.loads(n.split("plan:", 1)[1]) for n in notices if "plan:" in n]
+
+
+def test_profile_inputs_reads_by_index_on_100k_users(seeded_database: Any) -> None:
+    role = str(conninfo_to_dict(seeded_database.runtime_dsn)["user"])
+    sizes = _table_sizes(seeded_database.admin_dsn)
+    problems: list[str] = []
+    for forced in (False, True):
+        plans = _nested_plans(
+            seeded_database.admin_dsn, role, ["enable_seqscan = off"] if forced else []
+        )
+        texts = " ".join(plan["Query Text"] for plan in plans)
+        assert "user_engine.profile_values" in texts, "the nested statements were seen"
+        assert "user_engine.catalog_versions" in texts
+        for plan in plans:
+            scans = _seq_scans(plan["Plan"])
+            bad = scans if forced else [t for t in scans if sizes.get(t, 0) > BIG]
+            if bad:
+                kind = "even with seqscan disabled" if forced else "realistic plan"
+                problems.append(f"{kind}: Seq Scan on {bad} for\n  {plan['Query Text']}")
     assert problems == [], "\n".join(problems)

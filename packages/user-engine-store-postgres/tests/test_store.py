@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from user_engine.domain import AccessScope, Layer
-from user_engine.errors import NotFoundError
+from user_engine.domain import AccessScope, AuditFilter, Layer
+from user_engine.errors import NotFoundError, UserEngineError
 from user_engine_store_postgres.hooks import create_store
 
 PLATFORM = AccessScope.all_tenants()
@@ -82,15 +82,32 @@ def test_current_catalogs_read_before_any_other_call_behave_as_a_list(
     assert len(untouched) == 1, "filled when the transaction ended"
 
 
-def test_a_mutation_with_audit_and_event_takes_four_round_trips(
+def test_a_mutation_with_audit_and_event_takes_two_round_trips(
     store: Any, records: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = records.user()
+    audit = records.audit(None)
     with counting_round_trips(monkeypatch) as trips, store.transaction(PLATFORM) as tx:
         tx.insert_user(user)  # the scope travels with it
         tx.append_event(records.event(user.id))  # the aggregate lock is in the statement
-        tx.append_audit(records.audit(None))
-    assert trips == [4], "insert, event, audit (flushes), then the Sync that commits"
+        tx.append_audit(audit)
+    assert trips == [2], "insert (its answer decides exists/conflict), then the committing Sync"
+    [stored] = store.read_audit(AuditFilter(actor_id=audit.actor_id), PLATFORM).records
+    assert tx.audit_sequences() == {audit.id: stored.sequence}, "the Sync brought the sequence"
+
+
+def test_a_failing_append_surfaces_at_commit_and_rolls_everything_back(
+    store: Any, records: Any
+) -> None:
+    user, event = records.user(), records.event("agg")
+    with store.transaction(PLATFORM) as tx:
+        tx.append_event(event)
+    with pytest.raises(UserEngineError), store.transaction(PLATFORM) as tx:  # noqa: PT012
+        tx.insert_user(user)
+        tx.append_event(event)  # the same id again: only queued, so no error yet
+    with store.transaction(PLATFORM) as tx:
+        assert tx.get_user(user.id) is None, "the commit failed, nothing of it is kept"
+    assert store.readiness().ready, "the store works on (a fresh connection replaces that one)"
 
 
 def _fail_in_savepoint(tx: Any, record: Any) -> None:
@@ -226,3 +243,14 @@ def test_updates_replace_every_field_and_bump_the_version(store: Any, records: A
         tx.insert_user(user)
         tx.update_user(replace(user, display_name="Renamed"), expected_version=1)
         assert tx.get_user(user.id) == replace(user, display_name="Renamed", version=2)
+
+
+def test_an_autonomous_append_gets_a_later_sequence_than_queued_appends_before_it(
+    store: Any, records: Any
+) -> None:
+    queued, denial = records.audit(None), records.audit(None)
+    with store.transaction(PLATFORM) as tx:
+        tx.insert_user(records.user())
+        tx.append_audit(queued)  # only queued
+        autonomous = store.append_audit_autonomous(denial)  # sends the queued one first
+    assert tx.audit_sequences()[queued.id] < autonomous.sequence

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from user_engine import __version__
 from user_engine.cli import main
+from user_engine.migrations import LATEST_SCHEMA_VERSION
 
 FAILING_STORE_PLUGIN = """
 from user_engine.errors import StoreUnavailableError
@@ -47,7 +48,10 @@ def test_check_reports_a_ready_memory_store_and_exits_0(
 
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("ready: store memory, schema 1 (code expects 1)")
+    assert out.startswith(
+        f"ready: store memory, schema {LATEST_SCHEMA_VERSION} "
+        f"(code expects {LATEST_SCHEMA_VERSION})"
+    )
     assert "outbox: 0 pending" in out
 
 
@@ -59,8 +63,8 @@ def test_check_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> N
     assert report == {
         "ready": True,
         "store": "memory",
-        "schema_version": 1,
-        "expected_schema_version": 1,
+        "schema_version": LATEST_SCHEMA_VERSION,
+        "expected_schema_version": LATEST_SCHEMA_VERSION,
         "problems": [],
         "outbox": {
             "pending": 0,
@@ -90,7 +94,9 @@ def test_migrate_reports_the_schema_version_reached(capsys: pytest.CaptureFixtur
     code = main(["migrate"])
 
     assert code == 0
-    assert capsys.readouterr().out.strip() == "store memory at schema version 1"
+    assert capsys.readouterr().out.strip() == (
+        f"store memory at schema version {LATEST_SCHEMA_VERSION}"
+    )
 
 
 def test_a_missing_config_file_exits_2_with_a_clear_message(

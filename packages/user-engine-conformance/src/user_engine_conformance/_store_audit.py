@@ -31,18 +31,36 @@ class AuditClauses:
             sample.audit_record(occurred_at=T0 + timedelta(minutes=5 - n))
             for n in range(5)
         ]
-        stored = []
-        with sample.write(store) as tx:
-            stored += [tx.append_audit(r) for r in records[:2]]
-        stored.append(store.append_audit_autonomous(records[2]))
-        with sample.write(store) as tx:
-            stored += [tx.append_audit(r) for r in records[3:]]
+        sequences = []
+        for part in (records[:2], records[2:3], records[3:]):
+            if len(part) == 1:
+                sequences.append(store.append_audit_autonomous(part[0]).sequence)
+                continue
+            with sample.write(store) as tx:
+                for record in part:
+                    tx.append_audit(record)
+            sequences += [tx.audit_sequences()[r.id] for r in part]
 
-        for first, second in pairs(stored):
-            assert first.sequence < second.sequence, "sequences increase in append order"
+        for first, second in pairs(sequences):
+            assert first < second, "sequences increase in append order"
         page = store.read_audit(AuditFilter(actor_id=records[0].actor_id), PLATFORM)
         assert _ids(page.records) == _ids(records)
-        assert [r.sequence for r in page.records] == [r.sequence for r in stored]
+        assert [r.sequence for r in page.records] == sequences
+
+    @clause("store.audit.sequence-after-commit")
+    def test_sequences_after_commit_are_the_ones_read_back(self, store: UserEngineStore) -> None:
+        sample = Sample()
+        kept, nested = sample.audit_record(), sample.audit_record()
+        with sample.write(store) as tx:
+            tx.append_audit(kept)
+            with tx.savepoint():
+                tx.append_audit(nested)
+        sequences = tx.audit_sequences()
+
+        page = store.read_audit(AuditFilter(actor_id=kept.actor_id), PLATFORM)
+        assert _ids(page.records) == _ids([kept, nested])
+        assert [sequences.get(r.id) for r in page.records] == [r.sequence for r in page.records]
+        assert sequences[kept.id] < sequences[nested.id]
 
     @clause("store.audit.filter")
     @pytest.mark.parametrize(
@@ -71,7 +89,9 @@ class AuditClauses:
             for t, actor, act, o, m in layout
         ]
         with sample.write(store) as tx:
-            stored = [tx.append_audit(r) for r in records]
+            for record in records:
+                tx.append_audit(record)
+        sequences = tx.audit_sequences()
         alice = f"alice_{sample.token}"
         cases = {
             "tenant_id": (AuditFilter(tenant_id=tenant_a), [0, 3, 4]),
@@ -82,7 +102,7 @@ class AuditClauses:
             "since": (AuditFilter(action=action, since=T0 + timedelta(minutes=1)), [1, 2, 4]),
             "until": (AuditFilter(action=action, until=T0 + timedelta(minutes=2)), [0, 1]),
             "after_sequence": (
-                AuditFilter(action=action, after_sequence=stored[1].sequence),
+                AuditFilter(action=action, after_sequence=sequences[records[1].id]),
                 [2, 4],
             ),
         }

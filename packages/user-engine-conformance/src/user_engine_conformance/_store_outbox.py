@@ -56,8 +56,14 @@ def _no_jitter(**overrides: object) -> RetryPolicy:
 
 
 def _append(store: UserEngineStore, sample: Sample, *events: OutboxEvent) -> list[OutboxEvent]:
+    """Append in one transaction; the events as stored (read back, with their sequences)."""
     with sample.write(store) as tx:
-        return [tx.append_event(event) for event in events]
+        for event in events:
+            tx.append_event(event)
+    stored = {e.id: e for e in all_pending(store)}
+    missing = [e.id for e in events if e.id not in stored]
+    assert not missing, f"committed events are pending: {missing} are not"
+    return [stored[e.id] for e in events]
 
 
 def _ids(items: Sequence[OutboxEvent | ClaimedEvent]) -> list[str]:

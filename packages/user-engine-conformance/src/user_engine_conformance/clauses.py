@@ -251,6 +251,12 @@ _ALL: tuple[Clause, ...] = (
         "Audit records get strictly increasing sequences and read back in append order.",
     ),
     Clause(
+        "store.audit.sequence-after-commit",
+        "store",
+        "After commit, audit_sequences gives each record appended in the transaction (in a "
+        "savepoint too) the sequence it reads back with.",
+    ),
+    Clause(
         "store.audit.filter",
         "store",
         "read_audit honours every filter field; time bounds are since <= t < until.",

@@ -50,7 +50,7 @@ from user_engine.domain import OutboxEvent
 from user_engine.errors import ConfigurationError, ValidationError
 from user_engine.ports import DeliveryReport
 
-from user_engine_events_kafka.envelope import EventEncodingError, encode_event
+from user_engine_events_kafka.envelope import EncodedEvent, EventEncodingError, encode_event
 from user_engine_events_kafka.settings import KafkaSettings, check_topic_name
 
 __all__ = ["KafkaEventPublisher"]
@@ -81,13 +81,16 @@ _ENVELOPE_HEADROOM = 64 * 1024  # librdkafka's request limit must fit one maxima
 
 
 class _Batch:
-    """The reports of one ``publish`` call, filled by delivery callbacks until closed."""
+    """The verdicts of one ``publish`` call, filled in by delivery callbacks until closed.
 
-    __slots__ = ("_lock", "_remaining", "closed", "done", "events", "reports")
+    A verdict is True (the broker acknowledged the message), a failure report, or None (no
+    verdict yet). Reports are built once, at ``close``."""
+
+    __slots__ = ("_lock", "_remaining", "closed", "done", "events", "verdicts")
 
     def __init__(self, events: Sequence[OutboxEvent]) -> None:
         self.events = events
-        self.reports: list[DeliveryReport | None] = [None] * len(events)
+        self.verdicts: list[DeliveryReport | bool | None] = [None] * len(events)
         self._remaining = len(events)
         self._lock = threading.Lock()
         self.done = threading.Event()
@@ -95,35 +98,52 @@ class _Batch:
         if not events:
             self.done.set()
 
-    def settle(self, index: int, report: DeliveryReport) -> None:
+    def _settle(self, index: int, verdict: DeliveryReport | bool) -> None:
         with self._lock:
-            if self.closed or self.reports[index] is not None:
+            if self.closed or self.verdicts[index] is not None:
                 return  # a late report of an earlier call: that call already answered
-            self.reports[index] = report
+            self.verdicts[index] = verdict
             self._remaining -= 1
             if self._remaining == 0:
                 self.done.set()
 
+    def fail(self, index: int, report: DeliveryReport) -> None:
+        """A failure known before the message was queued."""
+        self._settle(index, report)
+
     def on_delivery(self, index: int, error: KafkaError | None, message: Any) -> None:
-        event_id = self.events[index].id
+        """librdkafka's delivery report for the message of event ``index``."""
         if error is None:
-            self.settle(index, DeliveryReport(event_id, True))
+            self._settle(index, True)
         else:
-            self.settle(index, _failure(event_id, error))
+            self._settle(index, _failure(self.events[index].id, error))
 
     def close(self, missing: str) -> list[DeliveryReport]:
+        """One report per event, in order; an event without a verdict failed (``missing``)."""
         with self._lock:
             self.closed = True
-            return [
-                report or DeliveryReport(event.id, False, missing, True)
-                for event, report in zip(self.events, self.reports, strict=True)
-            ]
+        reports: list[DeliveryReport] = []
+        append = reports.append
+        for event, verdict in zip(self.events, self.verdicts, strict=True):
+            if verdict is True:
+                append(DeliveryReport(event.id, True))
+            elif isinstance(verdict, DeliveryReport):
+                append(verdict)
+            else:
+                append(DeliveryReport(event.id, False, missing, True))
+        return reports
 
 
 def _failure(event_id: str, error: KafkaError) -> DeliveryReport:
     permanent = error.code() in _PERMANENT_CODES
     text = f"kafka {error.name()}: {error.str()}"[:500]
     return DeliveryReport(event_id, False, text, not permanent)
+
+
+def _held_back(event: OutboxEvent) -> DeliveryReport:
+    return DeliveryReport(
+        event.id, False, "not sent: an earlier event of the same aggregate failed", True
+    )
 
 
 def _safe_message(error: BaseException, secrets: Sequence[str]) -> str:
@@ -257,68 +277,71 @@ class KafkaEventPublisher:
         )
 
     def _produce(self, batch: _Batch) -> None:
-        producer = self._producer
+        """Encode every event, then queue the messages back to back.
+
+        Encoding first makes the messages of a call reach librdkafka in one burst, so they
+        travel in few, full produce requests (the broker's cost is mostly per request)."""
         source = self.settings.source
         limit = self.settings.max_message_bytes
+        topics = self._topics
         stopped: set[str] = set()
+        queued: list[tuple[int, str, EncodedEvent]] = []
         for index, event in enumerate(batch.events):
-            aggregate = event.aggregate_id
-            if aggregate in stopped:
-                batch.settle(
-                    index,
-                    DeliveryReport(
-                        event.id,
-                        False,
-                        "not sent: an earlier event of the same aggregate failed",
-                        True,
-                    ),
-                )
+            if stopped and event.aggregate_id in stopped:
+                batch.fail(index, _held_back(event))
                 continue
-            failure = self._produce_one(producer, batch, index, event, source, limit)
+            topic = topics.get(event.event_type, "")
+            if topic == "":
+                topic = self._topic(event.event_type)
+            failure: DeliveryReport | None = None
+            if topic is None:
+                failure = DeliveryReport(
+                    event.id, False, "the event type does not make a valid topic name", False
+                )
+            else:
+                try:
+                    encoded = encode_event(event, source=source)
+                except EventEncodingError as error:
+                    failure = DeliveryReport(event.id, False, error.message, False)
+                else:
+                    if encoded.size > limit:
+                        too_large = f"message of {encoded.size} bytes exceeds max_message_bytes"
+                        failure = DeliveryReport(event.id, False, f"{too_large} ({limit})", False)
+                    else:
+                        queued.append((index, topic, encoded))
             if failure is not None:
-                stopped.add(aggregate)
-                batch.settle(index, failure)
+                stopped.add(event.aggregate_id)
+                batch.fail(index, failure)
+        self._queue(batch, queued)
 
-    def _produce_one(
-        self,
-        producer: Any,
-        batch: _Batch,
-        index: int,
-        event: OutboxEvent,
-        source: str,
-        limit: int,
-    ) -> DeliveryReport | None:
-        topic = self._topic(event.event_type)
-        if topic is None:
-            return DeliveryReport(
-                event.id, False, "the event type does not make a valid topic name", False
-            )
-        try:
-            encoded = encode_event(event, source=source)
-        except EventEncodingError as error:
-            return DeliveryReport(event.id, False, error.message, False)
-        if encoded.size > limit:
-            return DeliveryReport(
-                event.id,
-                False,
-                f"message of {encoded.size} bytes exceeds max_message_bytes ({limit})",
-                False,
-            )
-        try:
-            producer.produce(
-                topic,
-                value=encoded.value,
-                key=encoded.key,
-                headers=encoded.headers,
-                on_delivery=functools.partial(batch.on_delivery, index),
-            )
-        except BufferError:
-            return DeliveryReport(
-                event.id, False, "the producer queue is full (broker slow or down)", True
-            )
-        except KafkaException as error:
-            return _failure(event.id, error.args[0])
-        return None
+    def _queue(self, batch: _Batch, queued: list[tuple[int, str, EncodedEvent]]) -> None:
+        produce = self._producer.produce
+        on_delivery = batch.on_delivery
+        events = batch.events
+        stopped: set[str] = set()
+        for index, topic, encoded in queued:
+            event = events[index]
+            if stopped and event.aggregate_id in stopped:
+                batch.fail(index, _held_back(event))
+                continue
+            try:
+                produce(
+                    topic,
+                    value=encoded.value,
+                    key=encoded.key,
+                    headers=encoded.headers,
+                    on_delivery=functools.partial(on_delivery, index),
+                )
+            except BufferError:
+                failure = DeliveryReport(
+                    event.id, False, "the producer queue is full (broker slow or down)", True
+                )
+            except KafkaException as error:
+                failure = _failure(event.id, error.args[0])
+            else:
+                continue
+            stopped.add(event.aggregate_id)
+            batch.fail(index, failure)
 
     def _topic(self, event_type: str) -> str | None:
         topic = self._topics.get(event_type, "")

@@ -88,6 +88,7 @@ class _MemoryTransaction:
         self._t = store._tables
         self._scopes = [scope]
         self._undo: list[Callable[[], None]] = []
+        self._audit_sequences: dict[str, int] = {}
         self.appended_events = 0
 
     # -- transaction mechanics -----------------------------------------------------------
@@ -430,13 +431,16 @@ class _MemoryTransaction:
         return sorted(found, key=_profile_sort_key)
 
     # -- audit and outbox ------------------------------------------------------------------
-    def append_audit(self, record: AuditRecord) -> AuditRecord:
+    def append_audit(self, record: AuditRecord) -> None:
         stored = dataclasses.replace(record, sequence=next(self._store._audit_sequence))
         self._t.audit.append(stored)
         self._undo.append(lambda: self._t.audit.remove(stored))
-        return stored
+        self._audit_sequences[stored.id] = stored.sequence
 
-    def append_event(self, event: OutboxEvent) -> OutboxEvent:
+    def audit_sequences(self) -> Mapping[str, int]:
+        return self._audit_sequences
+
+    def append_event(self, event: OutboxEvent) -> None:
         if event.id in self._t.outbox:
             raise ConflictError("event id already exists", code="event.exists")
         stored = dataclasses.replace(
@@ -449,7 +453,6 @@ class _MemoryTransaction:
         )
         self._set(self._t.outbox, stored.id, stored)
         self.appended_events += 1
-        return stored
 
 
 def _profile_sort_key(value: ProfileValue) -> tuple[str, str, int, str, str]:
@@ -537,21 +540,27 @@ class MemoryStore:
     def claim_events(self, *, limit: int, lease: timedelta, now: datetime) -> list[ClaimedEvent]:
         token = uuid.uuid4().hex
         expires_at = now + lease
+        held_under = _Lease(token, expires_at)  # one lease object for the whole claim
         claimed: list[ClaimedEvent] = []
+        if limit <= 0:
+            return claimed
+        dead = EventStatus.DEAD
         with self._lock:
+            leases = self._tables.leases
             blocked: set[str] = set()
             for event in self._tables.outbox.values():
-                if len(claimed) >= limit:
-                    break
-                if event.status is EventStatus.DEAD or event.aggregate_id in blocked:
+                if event.status is dead or event.aggregate_id in blocked:
                     continue
-                held = self._tables.leases.get(event.id)
-                waiting = event.available_at is not None and event.available_at > now
-                if (held is not None and held.expires_at > now) or waiting:
+                held = leases.get(event.id)
+                if (held is not None and held.expires_at > now) or (
+                    event.available_at is not None and event.available_at > now
+                ):
                     blocked.add(event.aggregate_id)
                     continue
-                self._tables.leases[event.id] = _Lease(token, expires_at)
+                leases[event.id] = held_under
                 claimed.append(ClaimedEvent(event, Claim(event.id, token), expires_at))
+                if len(claimed) >= limit:
+                    break
         return claimed
 
     def _live(self, claim: Claim) -> bool:
@@ -561,10 +570,13 @@ class MemoryStore:
     def ack_events(self, claims: Sequence[Claim]) -> int:
         acknowledged = 0
         with self._lock:
+            leases = self._tables.leases
+            outbox = self._tables.outbox
             for claim in claims:
-                if self._live(claim):
-                    del self._tables.leases[claim.event_id]
-                    del self._tables.outbox[claim.event_id]
+                lease = leases.get(claim.event_id)
+                if lease is not None and lease.token == claim.token:
+                    del leases[claim.event_id]
+                    del outbox[claim.event_id]
                     acknowledged += 1
         return acknowledged
 

@@ -25,10 +25,13 @@ class DeferredList(list[T]):
         self._fill: Callable[[], list[T]] | None = fill
 
     def fill_now(self) -> None:
-        """Compute the items now (if not yet done)."""
-        fill, self._fill = self._fill, None
+        """Compute the items now (if not yet done). If that raises, the list stays unfilled:
+        every later use raises again rather than showing an empty list."""
+        fill = self._fill
         if fill is not None:
-            super().extend(fill())
+            items = fill()
+            self._fill = None
+            super().extend(items)
 
 
 def _filling(name: str) -> Any:

@@ -45,12 +45,11 @@ __all__ = [
     "IDENTITY_COLUMNS",
     "MEMBERSHIP_COLUMNS",
     "PROFILE_COLUMNS",
-    "PROFILE_JSON",
+    "PROFILE_PARTS_JSON",
     "TENANT_ACCOUNT_COLUMNS",
     "TENANT_COLUMNS",
     "USER_COLUMNS",
     "account",
-    "appended_event",
     "application",
     "attributes_from_json",
     "attributes_to_json",
@@ -62,7 +61,7 @@ __all__ = [
     "membership",
     "profile_sort_key",
     "profile_value",
-    "profile_values_from_json",
+    "profile_values_from_parts",
     "tenant",
     "tenant_account",
     "user",
@@ -148,28 +147,43 @@ def profile_value(row: Row) -> ProfileValue:
     return ProfileValue(key, row[5], row[6], row[7], row[8], row[9])
 
 
-PROFILE_JSON = f"json_agg(json_build_array({PROFILE_COLUMNS}))"
-"""Rows of ``PROFILE_COLUMNS`` as one JSON array (read by ``profile_values_from_json``)."""
+PROFILE_PARTS_JSON = (
+    "json_agg(json_build_array(part, layer, application_id, attribute, value, version, "
+    "catalog_version, written_by, written_at))"
+)
+"""Profile values as one JSON array, each row prefixed by its ``part``: which of the four
+ranges of a resolution it came from, standing for its tenant and user id (read by
+``profile_values_from_parts``). Migration 0002's ``profile_inputs`` builds the same."""
 
 _LAYERS = {layer.value: layer for layer in Layer}
 
 
-def profile_values_from_json(items: Sequence[Row] | None) -> list[ProfileValue]:
-    """``ProfileValue`` records from a ``PROFILE_JSON`` array (NULL when no rows).
+def profile_values_from_parts(
+    items: Sequence[Row] | None, user_id: str, tenant_id: str | None
+) -> list[ProfileValue]:
+    """``ProfileValue`` records from a ``PROFILE_PARTS_JSON`` array (NULL when no rows), in
+    the reference store's order.
 
-    One JSON value instead of a row per value: the driver's per-row and per-column work is
-    most of a small read's cost. The stored JSON value is embedded as is (jsonb's own text),
-    so it parses exactly as the jsonb column would; the timestamp is ISO 8601 text."""
+    Part 0 is the user's own values (no tenant), 1 the application defaults, 2 the user's
+    values in the tenant, 3 the tenant's defaults: the part says the tenant and user id of a
+    row exactly, so the JSON does not repeat them. One JSON value instead of a row per
+    value: the driver's per-row and per-column work is most of a small read's cost. The
+    stored JSON value is embedded as is (jsonb's own text), so it parses exactly as the
+    jsonb column would; the timestamp is ISO 8601 text."""
     if not items:
         return []
+    owners = ((None, user_id), (None, None), (tenant_id, user_id), (tenant_id, None))
     layers = _LAYERS
     parse = datetime.fromisoformat
-    return [
+    values = [
         ProfileValue(
-            ProfileKey(layers[i[0]], i[1], i[2], i[3], i[4]), i[5], i[6], i[7], i[8], parse(i[9])
+            ProfileKey(layers[i[1]], i[2], i[3], *owners[i[0]]), i[4], i[5], i[6], i[7],
+            parse(i[8]),
         )
         for i in items
-    ]
+    ]  # fmt: skip
+    values.sort(key=profile_sort_key)
+    return values
 
 
 def profile_sort_key(value: ProfileValue) -> tuple[str, str, int, str, str]:
@@ -232,15 +246,6 @@ def with_audit_sequence(record: AuditRecord, sequence: int) -> AuditRecord:
     return AuditRecord(
         r.id, r.occurred_at, r.tenant_id, r.actor_id, r.actor_kind, r.action, r.target_kind,
         r.target_id, r.outcome, r.reason_code, r.request_id, r.details, sequence,
-    )  # fmt: skip
-
-
-def appended_event(event: OutboxEvent, sequence: int) -> OutboxEvent:
-    """``event`` as appended: its sequence, no attempts yet, pending."""
-    e = event
-    return OutboxEvent(
-        e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.tenant_id, e.occurred_at,
-        e.payload, sequence, 0, "", None, EventStatus.PENDING,
     )  # fmt: skip
 
 

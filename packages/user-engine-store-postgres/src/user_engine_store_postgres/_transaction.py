@@ -14,6 +14,8 @@ statement failed). A transaction uses that:
    implicit transaction of its own: one round trip, nothing to commit afterwards. Under READ
    COMMITTED this is observably the same as reading inside one transaction (every statement
    takes its own snapshot either way, and nothing of its own is there to be seen yet).
+   Profile values are the exception that saves a statement: ``profile_inputs`` (migration
+   0002) sets the scope itself before it reads, together with pending catalogs.
 2. *writing*: the first write opens one implicit transaction (``set_config(scope) ;
    <write>``) that stays open: each later statement waits for its answer with a flush
    request, not a Sync, and the Sync at the end commits everything at once.
@@ -29,6 +31,11 @@ closed, never pooled). A savepoint with another scope sets it after ``SAVEPOINT`
 back to the savepoint restores the outer value by itself, releasing it does not, so the
 outer scope is set again after ``RELEASE``.
 
+**Appends are not waited for.** ``append_event`` and ``append_audit`` return nothing (the
+port allows it), so they are only queued and travel with the commit's Sync, which also
+brings back the audit sequences (``audit_sequences``). A service mutation thus costs two
+round trips: its domain write and the commit. A failing append raises at the next wait.
+
 **Conflicts without errors.** Inserts use ``ON CONFLICT DO NOTHING RETURNING`` and updates
 ``WHERE version = expected RETURNING``: a duplicate or stale write returns no row instead of
 raising, so the database decides the winner atomically, the transaction stays usable after a
@@ -43,7 +50,7 @@ import contextlib
 import dataclasses
 import enum
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -120,6 +127,30 @@ _CATALOGS_ALONE = "SELECT " + _CURRENT_CATALOGS
 # statement of the next scoped read: which of the two a server evaluates first is irrelevant.
 _SCOPE_AND_CATALOGS = SCOPE_SQL + ", " + _CURRENT_CATALOGS
 
+_PROFILE_RANGES = (
+    "user_id = %s AND tenant_id IS NULL",
+    "user_id IS NULL AND tenant_id IS NULL",
+    "user_id = %s AND tenant_id = %s",
+    "user_id IS NULL AND tenant_id = %s",
+)
+_PROFILE_VALUES = (
+    f"SELECT {_rows.PROFILE_PARTS_JSON} FROM ("
+    + " UNION ALL ".join(
+        f"SELECT {part} AS part, p.* FROM {S}.profile_values p WHERE {condition}"
+        for part, condition in enumerate(_PROFILE_RANGES)
+    )
+    + ") resolving"
+)
+"""Every value that can resolve a user's profile: four ranges of the (user_id, tenant_id,
+...) key, as one JSON value (``_rows.PROFILE_PARTS_JSON``). A NULL tenant matches nothing
+in the last two. The query of ``profile_inputs`` (migration 0002), for the phases after the
+first write, where the scope is already set."""
+
+_PROFILE_INPUTS = f"SELECT {S}.profile_inputs(%s, %s, %s::text[], %s, %s)"
+"""Migration 0002's function: sets the scope, then returns ``[current catalogs or NULL,
+profile values]`` (as ``_CURRENT_CATALOGS`` and ``_PROFILE_VALUES``): a resolution's
+reads as one statement."""
+
 _OUTBOX_LOCK_CLASS = 0x7565  # first key of the two-key advisory lock space, "ue"
 
 
@@ -182,13 +213,30 @@ class _Phase(enum.Enum):
 
 
 class _CatalogRead:
-    """A ``list_current_catalogs`` not sent yet (``cursor`` None) or sent on ``cursor``."""
+    """A ``list_current_catalogs`` not sent yet (``cursor`` None) or sent on ``cursor``, as
+    the last column of its row; or sent in a ``profile_inputs`` call (``in_inputs``), which
+    hands over its row, or the error that statement failed with."""
 
-    __slots__ = ("cursor", "keys")
+    __slots__ = ("cursor", "error", "in_inputs", "keys", "row")
 
     def __init__(self, keys: str) -> None:
         self.keys = keys
         self.cursor: Cursor[Any] | None = None
+        self.in_inputs = False
+        self.row: Any = None
+        self.error: BaseException | None = None
+
+    def items(self) -> Any:
+        """The current-catalogs JSON array (NULL when there is no catalog); a pipeline
+        fetch waits for it if it is not here yet."""
+        if self.error is not None:
+            raise self.error
+        if self.in_inputs:
+            return self.row[0][0]
+        assert self.cursor is not None
+        row = self.cursor.fetchone()
+        assert row is not None
+        return row[-1]
 
 
 @dataclasses.dataclass(slots=True)
@@ -207,6 +255,7 @@ class PostgresTransaction:
         self._store = store
         self._conn = borrowed.connection
         self._pipeline = borrowed.pipeline
+        self._borrowed = borrowed
         self._scopes = [scope]
         self._savepoints: list[_Savepoint] = []
         self._phase = _Phase.READING
@@ -216,6 +265,8 @@ class PostgresTransaction:
         self._mechanics: Cursor[Any] | None = None  # made on first use (often never)
         self._deferred: list[DeferredList[Any]] = []
         self._unsent_catalogs: _CatalogRead | None = None
+        self._audit: list[tuple[str, Cursor[Any]]] = []
+        self._audit_sequences: dict[str, int] = {}
         self.appended_events = 0
         self.ended_cleanly = False
         """True once COMMIT or ROLLBACK went through: the connection may be pooled again."""
@@ -253,6 +304,9 @@ class PostgresTransaction:
 
     def _sync(self) -> None:
         self._pipeline.sync()
+        self._synced()
+
+    def _synced(self) -> None:
         self._unsynced = False
         # Deferred lists become plain lists as soon as their rows are here, so that even
         # C-level readers of list storage (json, list.__add__) see their items.
@@ -402,6 +456,9 @@ class PostgresTransaction:
                 "(the failure was caught but not rolled back to a savepoint)",
                 code="store.rolled_back",
             )
+        if self._audit:
+            with contextlib.suppress(psycopg.Error):  # committed: rows are all here
+                self._collect_audit_sequences()
         if self.appended_events:
             self._store.events_committed()
 
@@ -899,8 +956,9 @@ class PostgresTransaction:
 
         Before the first write it is not waited for: the list fills itself on first use,
         from the round trip of the next statement when there is one, and it travels in the
-        scope statement of the next scoped read. Resolving a profile (this, then
-        ``profile_values_for``) thus costs one round trip and two statements.
+        next statement if that is ``profile_values_for`` (its ``profile_inputs`` call) or the
+        scope statement of a scoped read. Resolving a profile (this, then
+        ``profile_values_for``) thus costs one round trip and one statement.
         """
         catalogs = self._store.catalogs
         keys = catalogs.keys_literal()
@@ -910,8 +968,9 @@ class PostgresTransaction:
             return catalogs.resolve_current(row[0], cacheable=False)
         if self._unsent_catalogs is not None:
             self._send_catalogs()
-        # Not sent yet: it waits for the next statement, and rides on it if that is the
-        # scope statement of a read (``_read``), else goes just before it.
+        # Not sent yet: it waits for the next statement, and rides on it if that is
+        # ``profile_inputs`` or the scope statement of a read (``_read``), else goes just
+        # before it.
         pending = self._unsent_catalogs = _CatalogRead(keys)
 
         def fill() -> list[CatalogVersion]:
@@ -919,12 +978,10 @@ class PostgresTransaction:
             try:
                 if pending.cursor is None:
                     self._send_catalogs()
-                assert pending.cursor is not None
-                row = pending.cursor.fetchone()  # pipeline: flushes, waits if not here yet
+                items = pending.items()  # raises the error of the statement it was in
             except (psycopg.Error, UnicodeError) as error:
                 raise translate(error, "list_current_catalogs") from error
-            assert row is not None
-            return catalogs.resolve_current(row[-1], cacheable=True)
+            return catalogs.resolve_current(items, cacheable=True)
 
         deferred = DeferredList(fill)
         self._deferred.append(deferred)
@@ -1038,34 +1095,75 @@ class PostgresTransaction:
         Four ranges of the (user_id, tenant_id, ...) key: the user's values (no tenant, and
         in the tenant), the tenant's defaults, the application defaults. Row-level security
         drops the tenant's rows when the tenant is outside the scope.
+
+        Before the first write it is one statement, ``profile_inputs`` (migration 0002),
+        which sets the scope first and also carries a ``list_current_catalogs`` still
+        waiting to be sent: a profile resolution is one statement and one round trip.
         """
-        base = f"SELECT {_rows.PROFILE_COLUMNS} FROM {S}.profile_values WHERE "
-        parts = [base + "user_id = %s AND tenant_id IS NULL",
-                 base + "user_id IS NULL AND tenant_id IS NULL"]  # fmt: skip
-        params: list[Any] = [user_id]
-        if tenant_id is not None:
-            parts += [base + "user_id = %s AND tenant_id = %s",
-                      base + "user_id IS NULL AND tenant_id = %s"]  # fmt: skip
-            params += [user_id, tenant_id, tenant_id]
-        # One JSON value rather than a row per value (see _rows.PROFILE_JSON).
-        row = self._read(
-            f"SELECT {_rows.PROFILE_JSON} FROM ({' UNION ALL '.join(parts)}) resolving", params
-        ).fetchone()
-        values = _rows.profile_values_from_json(None if row is None else row[0])
-        values.sort(key=_rows.profile_sort_key)
-        return values
+        if self._phase is not _Phase.READING:
+            row = self._read(_PROFILE_VALUES, [user_id, user_id, tenant_id, tenant_id]).fetchone()
+            return _rows.profile_values_from_parts(
+                None if row is None else row[0], user_id, tenant_id
+            )
+        pending = self._unsent_catalogs
+        self._unsynced = True
+        # The connection's kept cursor: this statement is the hot path of profile reads.
+        cursor = self._borrowed.kept_cursor()
+        cursor.execute(
+            _PROFILE_INPUTS,
+            [*scope_settings(self.scope), None if pending is None else pending.keys, user_id,
+             tenant_id],
+        )  # fmt: skip
+        if pending is not None:
+            self._unsent_catalogs = None
+            pending.cursor, pending.in_inputs = cursor, True
+        try:
+            self._pipeline.sync()
+            row = cursor.fetchone()
+        except BaseException as error:
+            if pending is not None:
+                pending.error = error  # never read from the kept cursor's later results
+            raise
+        assert row is not None
+        if pending is not None:
+            pending.row = row
+        self._synced()  # fills the catalogs' list
+        return _rows.profile_values_from_parts(row[0][1], user_id, tenant_id)
 
     # -- audit and outbox --------------------------------------------------------------------
     @_translated("append_audit")
-    def append_audit(self, record: AuditRecord) -> AuditRecord:
-        """Append in this transaction; the record with its store-assigned sequence."""
-        row = self._write(AUDIT_INSERT, audit_params(record)).fetchone()
-        assert row is not None
-        return _rows.with_audit_sequence(record, row[0])
+    def append_audit(self, record: AuditRecord) -> None:
+        """Append in this transaction. Only queued: its sequence arrives with the commit's
+        round trip (``audit_sequences``); a failure surfaces at the next wait or commit."""
+        self._audit.append((record.id, self._write(AUDIT_INSERT, audit_params(record))))
+
+    def audit_sequences(self) -> Mapping[str, int]:
+        """After commit: the sequence of each audit record appended, by id."""
+        return self._audit_sequences
+
+    @_translated("append_audit")
+    def send_queued_audit(self) -> None:
+        """Have the server run the audit appends queued so far (one round trip). Called
+        before an autonomous append of the same thread, so that the record appended later
+        also gets the later sequence (append order = sequence order, as in the reference)."""
+        if self._audit:
+            self._collect_audit_sequences()
+
+    def _collect_audit_sequences(self) -> None:
+        """The ``RETURNING`` rows of the queued appends. After a successful commit the
+        Sync's round trip brought them all and reading them waits for nothing; before it,
+        the first read flushes and waits once."""
+        appended, self._audit = self._audit, []
+        for record_id, cursor in appended:
+            row = cursor.fetchone()
+            if row is not None:
+                self._audit_sequences[record_id] = row[0]
 
     @_translated("append_event")
-    def append_event(self, event: OutboxEvent) -> OutboxEvent:
+    def append_event(self, event: OutboxEvent) -> None:
         """Append to the outbox; its sequence follows commit order within its aggregate.
+        Only queued: it travels with the next statement or the commit, and a failure (a
+        duplicate id) surfaces there.
 
         Why the lock: a sequence is drawn at INSERT, but becomes visible at COMMIT. Two
         transactions writing one aggregate could draw 5 and 6 and commit 6 first; a relay
@@ -1077,21 +1175,17 @@ class PostgresTransaction:
         """
         # One statement: the CTE's row (the lock) must exist before the INSERT can draw the
         # sequence for the row it builds from it (tests/test_concurrency.py checks this).
-        row = self._write(
+        self._write(
             "WITH aggregate_lock AS MATERIALIZED "
             "(SELECT pg_advisory_xact_lock(%s, hashtext(%s))) "
             f"INSERT INTO {S}.outbox_events (id, event_type, aggregate_type, aggregate_id, "
             "tenant_id, occurred_at, payload) "
-            "SELECT %s, %s, %s, %s, %s, %s::timestamptz, %s FROM aggregate_lock "
-            "ON CONFLICT DO NOTHING RETURNING sequence",
+            "SELECT %s, %s, %s, %s, %s, %s::timestamptz, %s FROM aggregate_lock",
             [_OUTBOX_LOCK_CLASS, event.aggregate_id, event.id, event.event_type,
              event.aggregate_type, event.aggregate_id, event.tenant_id, event.occurred_at,
              Jsonb(dict(event.payload))],
-        ).fetchone()  # fmt: skip
-        if row is None:
-            raise ConflictError("event id already exists", code="event.exists")
+        )  # fmt: skip
         self.appended_events += 1
-        return _rows.appended_event(event, row[0])
 
 
 AUDIT_INSERT = (

@@ -9,6 +9,7 @@ round trip where they can be: ``set_config(scope) ; statement ; Sync``.
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 import time
 import uuid
@@ -196,6 +197,7 @@ class PostgresStore:
         self._closed = False
         self._listen_lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
+        self._thread = threading.local()  # .transactions: this thread's open transactions
         source: ConnectionSource
         try:
             if dsn is not None:
@@ -319,6 +321,8 @@ class PostgresStore:
         """A new top-level transaction under ``scope`` on a pooled connection."""
         with self._borrow("transaction") as borrowed:
             transaction = PostgresTransaction(self, borrowed, scope)
+            opened = self._thread.__dict__.setdefault("transactions", [])
+            opened.append(transaction)
             try:
                 try:
                     yield transaction
@@ -328,6 +332,7 @@ class PostgresStore:
                     raise
                 transaction.finish(commit=True)
             finally:
+                opened.remove(transaction)
                 if not transaction.ended_cleanly:
                     # Whatever state it is in (an implicit transaction left open, results
                     # not read), it must not reach the next borrower: close it, the pool
@@ -349,7 +354,12 @@ class PostgresStore:
             yield borrowed
 
     def append_audit_autonomous(self, record: AuditRecord) -> AuditRecord:
-        """Append and commit at once on another connection than any open transaction's."""
+        """Append and commit at once on another connection than any open transaction's.
+
+        Audit appends of this thread's open transactions are only queued; they are sent
+        first, so that their sequences stay below this record's."""
+        for transaction in self._thread.__dict__.get("transactions", ()):
+            transaction.send_queued_audit()
         with self._implicit("append_audit_autonomous", _PLATFORM, independent=True) as b:
             cursor = b.connection.execute(AUDIT_INSERT, audit_params(record))
             b.pipeline.sync()  # commits the implicit transaction
@@ -414,32 +424,56 @@ class PostgresStore:
         event: each aggregate goes out as a prefix, in order, and two claimers never hold
         events of one aggregate. Every step is an index probe: the cost follows ``limit``,
         not the size of the backlog.
+
+        That needs the plan that walks the pending index in sequence order and stops at
+        ``limit``. The other plan (take every pending row, sort, cut) costs the whole
+        backlog per claim, and the planner picks it whenever its row estimate for this
+        ever-churning table is low, which it usually is (a drained outbox was analysed
+        empty). So the claim's transaction turns sorting off (``_CLAIM_SETUP_SQL``): only
+        the ordered walk needs no sort. The UPDATE finds the candidates by ``ctid`` (they
+        cannot move: the statement holds their row locks), not by a primary key probe.
         """
         if limit <= 0:
             return []
         token = uuid.uuid4().hex
         expires_at = now + lease
-        with self._implicit("claim_events", _PLATFORM) as b:
+        with self._borrow("claim_events") as b:
+            b.connection.execute(_CLAIM_SETUP_SQL, _PLATFORM_SETTINGS, prepare=True)
             cursor = b.connection.execute(_CLAIM_SQL, {
                 "now": now, "limit": limit, "token": token, "expires": expires_at,
-            })  # fmt: skip
+            }, prepare=True)  # fmt: skip
             b.pipeline.sync()
             rows = cursor.fetchall()
-        events = sorted((_rows.event(row) for row in rows), key=lambda e: e.sequence)
-        return [ClaimedEvent(e, Claim(e.id, token), expires_at) for e in events]
+        rows.sort(key=_BY_SEQUENCE)
+        claimed = []
+        for row in rows:
+            event = _rows.event(row)
+            claimed.append(ClaimedEvent(event, Claim(event.id, token), expires_at))
+        return claimed
 
     def ack_events(self, claims: Sequence[Claim]) -> int:
-        """Delete the events of live claims (token still the event's lease)."""
+        """Delete the events of live claims (token still the event's lease).
+
+        One statement per lease token, in one round trip: a relay acks what one claim
+        gave it, so there is usually one token, and ``id = ANY(...)`` is a plain primary
+        key lookup per event."""
         if not claims:
             return 0
-        with self._implicit("ack_events", _PLATFORM) as b:
-            cursor = b.connection.execute(
-                f"DELETE FROM {S}.outbox_events e USING unnest(%s::text[], %s::text[]) "
-                "AS c(id, token) WHERE e.id = c.id AND e.lease_token = c.token",
-                [[c.event_id for c in claims], [c.token for c in claims]],
-            )
+        by_token: dict[str, list[str]] = {}
+        for claim in claims:
+            ids = by_token.get(claim.token)
+            if ids is None:
+                by_token[claim.token] = [claim.event_id]
+            else:
+                ids.append(claim.event_id)
+        with self._borrow("ack_events") as b:
+            b.connection.execute(_RELAY_SETUP_SQL, _PLATFORM_SETTINGS, prepare=True)
+            cursors = [
+                b.connection.execute(_ACK_SQL, (ids, token), prepare=True)
+                for token, ids in by_token.items()
+            ]
             b.pipeline.sync()
-            return cursor.rowcount
+            return sum(cursor.rowcount for cursor in cursors)
 
     def release_events(
         self, claims: Sequence[Claim], *, error: str, now: datetime, policy: RetryPolicy
@@ -590,9 +624,22 @@ class PostgresStore:
         return dict(zip(RECORD_TABLES, (int(n) for n in row), strict=True))
 
 
+_BY_SEQUENCE = operator.itemgetter(
+    _rows.EVENT_COLUMNS.replace(" ", "").split(",").index("sequence")
+)
+_PLATFORM_SETTINGS = scope_settings(_PLATFORM)
+# The relay's bookkeeping transactions (claim, ack) run under the platform scope and commit
+# without waiting for their WAL flush: a crash may lose the last of them, which the outbox
+# contract already covers (a lost claim is an expired lease, a lost ack a redelivery with
+# the same event id).
+_RELAY_SETUP_SQL = SCOPE_SQL + ", set_config('synchronous_commit', 'off', true)"
+# See claim_events: the only plan without a sort is the ordered walk of the pending index.
+_CLAIM_SETUP_SQL = _RELAY_SETUP_SQL + ", set_config('enable_sort', 'off', true)"
+# %b: a text[] in binary costs a fifth of the text form to dump.
+_ACK_SQL = f"DELETE FROM {S}.outbox_events WHERE id = ANY(%b) AND lease_token = %s"
 _CLAIM_SQL = f"""
 WITH candidate AS (
-    SELECT e.id, e.sequence, e.aggregate_id
+    SELECT e.ctid, e.sequence, e.aggregate_id
     FROM {S}.outbox_events e
     WHERE e.status = 'pending'
       AND (e.available_at IS NULL OR e.available_at <= %(now)s)
@@ -608,7 +655,7 @@ WITH candidate AS (
     FOR UPDATE SKIP LOCKED
 ),
 linked AS (
-    SELECT c.id, c.sequence, c.aggregate_id,
+    SELECT c.ctid, c.sequence, c.aggregate_id,
            previous.sequence IS NOT DISTINCT FROM lag(c.sequence) OVER same_aggregate AS links
     FROM candidate c
     LEFT JOIN LATERAL (
@@ -620,14 +667,14 @@ linked AS (
     WINDOW same_aggregate AS (PARTITION BY c.aggregate_id ORDER BY c.sequence)
 ),
 claimable AS (
-    SELECT id FROM (
-        SELECT id, bool_and(links) OVER (PARTITION BY aggregate_id ORDER BY sequence) AS ok
+    SELECT ctid FROM (
+        SELECT ctid, bool_and(links) OVER (PARTITION BY aggregate_id ORDER BY sequence) AS ok
         FROM linked
     ) chain
     WHERE ok
 )
 UPDATE {S}.outbox_events e
 SET lease_token = %(token)s, lease_expires_at = %(expires)s
-FROM claimable WHERE e.id = claimable.id
+FROM claimable WHERE e.ctid = claimable.ctid
 RETURNING {", ".join("e." + c.strip() for c in _rows.EVENT_COLUMNS.split(","))}
 """

@@ -23,6 +23,7 @@ class SchemaVersion:
 
 SCHEMA_VERSIONS: Final[tuple[SchemaVersion, ...]] = (
     SchemaVersion(1, "initial: every record kind, audit log, outbox"),
+    SchemaVersion(2, "profile_inputs: a profile resolution's reads as one statement"),
 )
 
 LATEST_SCHEMA_VERSION: Final[int] = SCHEMA_VERSIONS[-1].number

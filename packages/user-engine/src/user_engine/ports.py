@@ -378,13 +378,24 @@ class StoreTransaction(Protocol):
         ...
 
     # -- audit and outbox, inside the mutation --------------------------------------------
-    def append_audit(self, record: AuditRecord) -> AuditRecord:
-        """Append in this transaction; return it with its store-assigned ``sequence``."""
+    # Appends return nothing, so that a store may send them without waiting for an answer
+    # (they travel with the commit): a mutation then costs no round trip for its audit
+    # record and outbox event. An append that fails (a duplicate id) may therefore raise at
+    # the next statement that waits, or at commit, which then rolls the transaction back.
+    def append_audit(self, record: AuditRecord) -> None:
+        """Append in this transaction; the store assigns its ``sequence``
+        (``audit_sequences`` tells it after commit)."""
         ...
 
-    def append_event(self, event: OutboxEvent) -> OutboxEvent:
-        """Append to the outbox in this transaction; return it with its ``sequence``.
+    def append_event(self, event: OutboxEvent) -> None:
+        """Append to the outbox in this transaction; the store assigns its ``sequence``.
         [store.outbox.order-per-key] sequences of one aggregate follow commit order."""
+        ...
+
+    def audit_sequences(self) -> Mapping[str, int]:
+        """After the transaction committed: the sequence of every audit record appended in
+        it, by record id. [store.audit.sequence-after-commit] Records undone by a savepoint
+        rollback may be missing (or present: callers never ask for them)."""
         ...
 
 

@@ -332,6 +332,9 @@ class Relay:
         transient: dict[str, list[ClaimedEvent]] = defaultdict(list)
         overtaken = 0
         for item, report in zip(claimed, reports, strict=True):
+            if report.delivered and not failed_aggregates:  # the usual case, kept cheap
+                acks.append(item.claim)
+                continue
             aggregate = item.event.aggregate_id
             if aggregate in failed_aggregates:
                 # Order per aggregate: never ack past an undelivered event. Releasing it
@@ -522,6 +525,8 @@ class Relay:
             return
         self._reported = dataclasses.replace(totals)
         self._last_progress = now
+        if self.telemetry is None and not logger.isEnabledFor(logging.INFO):
+            return  # nobody would see it: spare the store the outbox_stats query
         try:
             lag: OutboxLag | None = outbox_lag(self.store, now=self.clock.now())
         except StoreUnavailableError:

@@ -60,6 +60,14 @@ T = TypeVar("T")
 logger = logging.getLogger("user_engine.service")
 
 
+def _sequenced(records: Sequence[AuditRecord], tx: StoreTransaction) -> list[AuditRecord]:
+    """The committed ``records`` with the sequences the store gave them."""
+    if not records:
+        return []
+    sequences = tx.audit_sequences()
+    return [replace(r, sequence=sequences.get(r.id, r.sequence)) for r in records]
+
+
 @dataclass(slots=True)
 class _Frame:
     """An open ``transaction()`` of this service in the current context."""
@@ -145,7 +153,7 @@ class ServiceBase:
                 yield
             finally:
                 self._frame.reset(token)
-        self._export(frame.exports)
+        self._export(_sequenced(frame.exports, tx))
 
     @contextmanager
     def _unit(self, scope: AccessScope) -> Iterator[tuple[StoreTransaction, list[AuditRecord]]]:
@@ -155,7 +163,7 @@ class ServiceBase:
         if frame is None:
             with self.store.transaction(scope) as tx:
                 yield tx, pending
-            self._export(pending)
+            self._export(_sequenced(pending, tx))
             return
         with frame.tx.savepoint(scope):
             yield frame.tx, pending
@@ -280,7 +288,8 @@ class ServiceBase:
                             AuditOutcome.SUCCESS,
                             details=details,
                         )
-                        pending.append(tx.append_audit(record))
+                        tx.append_audit(record)
+                        pending.append(record)
             except AuthorizationDenied as denied:
                 recorder.finish("denied", denied.code)
                 raise
