@@ -2,10 +2,14 @@
 
 Throughput: N committed events (spread over many users) are relayed by ``Relay`` with the
 Kafka publisher (claim with a lease, publish, wait for the reports, ack), against the
-**limit**: a hand-written loop over the same rows in the same run with raw confluent-kafka
-and no lease, no per-aggregate care (PostgreSQL: ``DELETE ... WHERE id IN (SELECT ... FOR
-UPDATE SKIP LOCKED LIMIT 500) RETURNING``, produce, flush, ``COMMIT``; memory: pop 500 from
-a list, produce, flush). Both produce byte-identical messages (``encode_event``).
+**limit**: a hand-written claim-produce-ack loop over the same rows in the same run with raw
+confluent-kafka (no delivery callbacks) and no per-aggregate care. PostgreSQL: ``DELETE ...
+WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 500) RETURNING``, produce, flush,
+``COMMIT`` (no lease either). Memory: the store's rows can only be claimed through its port,
+so claim 500, produce, flush, ack. Both produce byte-identical messages (``encode_event``).
+For memory, a publish-only floor with no store at all (pop 500 from a list, produce, flush)
+is printed for context: no relay of a store can reach it, the store's claim and ack are work
+it does not do.
 
 Latency: the time from a committed single-event transaction to the broker's acknowledgement
 of its message (when the relay's publish returns), with the relay idle (LISTEN/NOTIFY wake
@@ -102,8 +106,23 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
 
 
 # -- the limits: hand-written loops -------------------------------------------------------
-def hand_loop_memory(events: list[OutboxEvent], producer: Producer, topic: str) -> None:
-    """Pop 500, produce, flush, until the list is empty."""
+def hand_loop_store(store: UserEngineStore, producer: Producer, topic: str) -> None:
+    """The memory store's hand-written loop: its only way to claim its rows is the store
+    port, so claim 500 with a lease, produce (no delivery callbacks), flush, ack them all,
+    until a claim is empty."""
+    lease = timedelta(seconds=60)
+    while claimed := store.claim_events(limit=BATCH, lease=lease, now=datetime.now(UTC)):
+        for item in claimed:
+            encoded = encode_event(item.event, source="user-engine")
+            headers: list[tuple[str, str | bytes | None]] = list(encoded.headers)
+            producer.produce(topic, encoded.value, encoded.key, headers=headers)
+        producer.flush(30)
+        store.ack_events([item.claim for item in claimed])
+
+
+def publish_only_floor(events: list[OutboxEvent], producer: Producer, topic: str) -> None:
+    """No store at all (context, memory only): pop 500 from a list, produce, flush, until
+    the list is empty."""
     while events:
         batch, events[:] = events[:BATCH], events[BATCH:]
         for event in batch:
@@ -283,11 +302,19 @@ def measure(kind: str, bootstrap: str, count: int, users: int, samples: int) -> 
                 commit_events(store, count, users)
                 port.append(port_loop_throughput(store, publisher, count))
 
+            floor: list[float] = []
+
+            def run_floor() -> None:
+                rows = [make_event(n % users) for n in range(count)]
+                started = time.perf_counter()
+                publish_only_floor(rows, producer, f"bench-{kind}-floor")
+                floor.append(count / (time.perf_counter() - started))
+
             def run_hand_loop() -> None:
                 if dsn is None:
-                    rows = [make_event(n % users) for n in range(count)]
+                    commit_events(store, count, users)
                     started = time.perf_counter()
-                    hand_loop_memory(rows, producer, f"bench-{kind}-hand")
+                    hand_loop_store(store, producer, f"bench-{kind}-hand")
                 else:
                     commit_events(store, count, users)
                     started = time.perf_counter()
@@ -299,6 +326,8 @@ def measure(kind: str, bootstrap: str, count: int, users: int, samples: int) -> 
             # falls on each loop alike, and the median drops the rounds it spoiled.
             for round_number in range(ROUNDS):
                 steps = [run_relay, run_port_loop, run_hand_loop]
+                if dsn is None:
+                    steps.append(run_floor)
                 for step in steps if round_number % 2 == 0 else reversed(steps):
                     step()
             figures.append(
@@ -318,6 +347,16 @@ def measure(kind: str, bootstrap: str, count: int, users: int, samples: int) -> 
                     "events/s",
                 )
             )
+
+            if floor:
+                figures.append(
+                    Figure(
+                        f"{kind}: relay vs publish-only floor (no store)",
+                        statistics.median(ours),
+                        statistics.median(floor),
+                        "events/s",
+                    )
+                )
 
             idle = latencies_ms(store, publisher, samples, background=None)
 
