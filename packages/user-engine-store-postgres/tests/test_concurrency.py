@@ -117,14 +117,24 @@ def _wait_until_blocked_on_the_aggregate_lock(admin_dsn: str) -> None:
             conn.execute("SELECT pg_sleep(0.01)")
 
 
-def _wait_for_the_server(tx: Any) -> None:
-    """An append is only queued; a read waits for everything sent before it (the lock)."""
-    tx.get_user("nobody")
-
-
 def _sequences(store: Any) -> dict[str, int]:
     """The sequence of every pending event, by id."""
     return {e.id: e.sequence for e in store.pending_events(limit=1000)}
+
+
+def _blocked_writer(holder: Any, store: Any, event: Any, admin_dsn: str) -> threading.Thread:
+    """Start a thread that appends ``event`` and commits, once ``holder`` (which appended an
+    event of the same aggregate) holds the aggregate lock; return it once it waits for it."""
+    holder.get_user("nobody")  # an append is only queued: a read waits for it (the lock)
+
+    def append() -> None:
+        with store.transaction(PLATFORM) as tx:
+            tx.append_event(event)
+
+    thread = threading.Thread(target=append)
+    thread.start()
+    _wait_until_blocked_on_the_aggregate_lock(admin_dsn)
+    return thread
 
 
 def test_outbox_sequences_of_one_aggregate_follow_commit_order(
@@ -132,18 +142,10 @@ def test_outbox_sequences_of_one_aggregate_follow_commit_order(
 ) -> None:
     aggregate = records.user().id
     first, second = records.event(aggregate), records.event(aggregate)
-
-    def append_second() -> None:
-        with store.transaction(PLATFORM) as other:
-            other.append_event(second)
-
     with store.transaction(PLATFORM) as tx:
         tx.append_event(first)
-        _wait_for_the_server(tx)
-        thread = threading.Thread(target=append_second)
-        thread.start()
         # The second writer must wait for the first to commit before drawing a sequence.
-        _wait_until_blocked_on_the_aggregate_lock(postgres_database.admin_dsn)
+        thread = _blocked_writer(tx, store, second, postgres_database.admin_dsn)
         assert thread.is_alive(), "the second writer committed while the first held the lock"
     thread.join()
     sequences = _sequences(store)
@@ -158,24 +160,14 @@ def test_a_waiting_writer_draws_its_sequence_only_after_it_gets_the_aggregate_lo
     aggregate, other = records.user().id, records.user().id
     holder_event, waiter_event = records.event(aggregate), records.event(aggregate)
     meanwhile_event = records.event(other)
-
-    def wait_for_the_lock() -> None:
-        with store.transaction(PLATFORM) as tx:
-            tx.append_event(waiter_event)
-
     with store.transaction(PLATFORM) as holder:
         holder.append_event(holder_event)
-        _wait_for_the_server(holder)
-        waiter = threading.Thread(target=wait_for_the_lock)
-        waiter.start()
-        _wait_until_blocked_on_the_aggregate_lock(postgres_database.admin_dsn)
+        waiter = _blocked_writer(holder, store, waiter_event, postgres_database.admin_dsn)
         with store.transaction(PLATFORM) as tx:  # drawn while the waiter waits
             tx.append_event(meanwhile_event)
     waiter.join()
     sequences = _sequences(store)
-    assert (
-        sequences[holder_event.id] < sequences[meanwhile_event.id] < sequences[waiter_event.id]
-    )
+    assert sequences[holder_event.id] < sequences[meanwhile_event.id] < sequences[waiter_event.id]
 
 
 def test_concurrent_claimers_never_share_an_aggregate_and_deliver_each_in_order(

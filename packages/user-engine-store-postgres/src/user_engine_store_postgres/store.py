@@ -13,6 +13,7 @@ import operator
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,7 +198,7 @@ class PostgresStore:
         self._closed = False
         self._listen_lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
-        self._thread = threading.local()  # .transactions: this thread's open transactions
+        self._open = _OpenTransactions()
         source: ConnectionSource
         try:
             if dsn is not None:
@@ -321,7 +322,7 @@ class PostgresStore:
         """A new top-level transaction under ``scope`` on a pooled connection."""
         with self._borrow("transaction") as borrowed:
             transaction = PostgresTransaction(self, borrowed, scope)
-            opened = self._thread.__dict__.setdefault("transactions", [])
+            opened = self._open.here
             opened.append(transaction)
             try:
                 try:
@@ -358,7 +359,7 @@ class PostgresStore:
 
         Audit appends of this thread's open transactions are only queued; they are sent
         first, so that their sequences stay below this record's."""
-        for transaction in self._thread.__dict__.get("transactions", ()):
+        for transaction in self._open.here:
             transaction.send_queued_audit()
         with self._implicit("append_audit_autonomous", _PLATFORM, independent=True) as b:
             cursor = b.connection.execute(AUDIT_INSERT, audit_params(record))
@@ -459,13 +460,9 @@ class PostgresStore:
         key lookup per event."""
         if not claims:
             return 0
-        by_token: dict[str, list[str]] = {}
+        by_token: defaultdict[str, list[str]] = defaultdict(list)
         for claim in claims:
-            ids = by_token.get(claim.token)
-            if ids is None:
-                by_token[claim.token] = [claim.event_id]
-            else:
-                ids.append(claim.event_id)
+            by_token[claim.token].append(claim.event_id)
         with self._borrow("ack_events") as b:
             b.connection.execute(_RELAY_SETUP_SQL, _PLATFORM_SETTINGS, prepare=True)
             cursors = [
@@ -622,6 +619,13 @@ class PostgresStore:
             row = cursor.fetchone()
         assert row is not None
         return dict(zip(RECORD_TABLES, (int(n) for n in row), strict=True))
+
+
+class _OpenTransactions(threading.local):
+    """The transactions the current thread holds open on one store (``here``)."""
+
+    def __init__(self) -> None:
+        self.here: list[PostgresTransaction] = []
 
 
 _BY_SEQUENCE = operator.itemgetter(
