@@ -10,8 +10,9 @@ Limits measured in the same run, on the same server and tables:
 - **profile resolution**: one store transaction reading the current catalogs and every
   profile value of a user in a tenant, merged by ``resolve_profile``, against a raw
   primary-key read of the user row (one round trip). The round trips of the resolution are
-  counted (target: at most 2). For context, against the statement the store sends for it
-  (``user_engine.profile_inputs``, one call) sent by hand: "raw same reads".
+  counted (target: at most 2). For context: the store's reads alone (no merge), and those
+  against the statement the store sends for them (``user_engine.profile_snapshot``, one
+  call) sent by hand: "raw same reads".
 - **flat with size**: both figures at 10k and at 1M users (``--quick``: 10k and 100k); the
   large database's cost must stay within 1.3x of the small one's.
 
@@ -128,10 +129,11 @@ AUDIT = (
     "(%s, %s, NULL, %s, 'user', 'profile.write', 'attribute', 'app1.attr1', 'success', '', '', "
     "%s)"
 )
-# What the store sends to resolve a profile: one call of the function migration 0002
-# installs. It sets the scope, then returns the current catalogs (attributes only for the
-# versions the store has not parsed yet) and every value of every layer as one JSON value.
-PROFILE_INPUTS = "SELECT user_engine.profile_inputs(%s, %s, %s::text[], %s, %s)"
+# What the store sends to resolve a profile: one call of the function migration 0003
+# installs. It sets the scope, then returns the shared layers (current catalogs, application
+# and tenant defaults) whose generation is not the one offered, and the user's own values,
+# as one JSON value.
+PROFILE_SNAPSHOT = "SELECT user_engine.profile_snapshot(%s, %s, %s, %s, %s, %s, %s, %s)"
 PK_READ = (
     "SELECT id, display_name, status, created_at, updated_at, version FROM user_engine.users "
     "WHERE id = %s"
@@ -223,9 +225,9 @@ class Bench:
             pipeline.sync()
 
     # -- resolution -------------------------------------------------------------------------
-    def store_reads(self) -> tuple[str, str, list[Any], list[Any]]:
+    def store_reads(self, user: str | None = None) -> tuple[str, str, list[Any], list[Any]]:
         """What the store does to resolve a profile: current catalogs and every value."""
-        user = self.user()
+        user = user or self.user()
         tenant = f"t{int(user[1:]) % TENANTS}"
         with self.store.transaction(AccessScope.for_tenant(tenant)) as tx:
             catalogs = tx.list_current_catalogs()
@@ -243,15 +245,16 @@ class Bench:
 
     def raw_same_reads(self, conn: psycopg.Connection[Any]) -> None:
         """The resolution's statement by hand on an autocommit connection (one statement,
-        one round trip), rows only (the JSON value parsed, no records built)."""
+        one round trip), offering the generations of the store's copies, rows only (the
+        JSON value parsed, no records built)."""
         user = self.user()
         tenant = f"t{int(user[1:]) % TENANTS}"
+        offer = self.store.shared_layers.offer(tenant, with_catalogs=True)
         row = conn.execute(
-            PROFILE_INPUTS,
-            ["tenant", tenant, self.store.catalogs.keys_literal(), user, tenant],
+            PROFILE_SNAPSHOT, ["tenant", tenant, user, tenant, True, *offer.generations()]
         ).fetchone()
         assert row is not None
-        assert row[0][0], "the current catalogs"
+        assert row[0][1], "the user's own values"
 
     def resolution_round_trips(self) -> int:
         """Times the client waits for the server while resolving: Syncs and flushes
@@ -329,6 +332,8 @@ def measure(bench: Bench, seconds: float, rounds: int) -> dict[str, float]:
             bench.store_mutation()
             bench.raw_mutation(raw[0])
             bench.store_resolution()
+        for n in range(1, TENANTS + 1):  # a user of every tenant: the store's copies
+            bench.store_reads(f"u{n}")
 
         def raw_pipelined() -> None:
             raw[0].autocommit = True  # the pipeline sends BEGIN/COMMIT itself
@@ -405,20 +410,20 @@ def main() -> None:
             r["store write x1"], r["raw pipelined write x1"], "tx/s",
         ))  # fmt: skip
         figures.append(Figure(
-            f"profile resolution (store) vs raw PK read ({label})",
-            r["store reads"], r["raw pk read"], "op/s", 0.5,
+            f"profile resolution vs raw PK read ({label})",
+            r["store resolution"], r["raw pk read"], "op/s", 0.5,
         ))  # fmt: skip
         figures.append(Figure(
-            f"profile resolution (store) vs raw same reads ({label})",
+            f"  its store reads alone vs raw PK read ({label})",
+            r["store reads"], r["raw pk read"], "op/s",
+        ))  # fmt: skip
+        figures.append(Figure(
+            f"  its store reads vs raw same reads ({label})",
             r["store reads"], r["raw same reads"], "op/s",
-        ))  # fmt: skip
-        figures.append(Figure(
-            f"  + resolve_profile (core) vs raw PK read ({label})",
-            r["store resolution"], r["raw pk read"], "op/s",
         ))  # fmt: skip
     target = 1 / 1.3
     for name, key in (("write path x1", "store write x1"), ("write path x4", "store write x4"),
-                      ("profile resolution", "store reads")):  # fmt: skip
+                      ("profile resolution", "store resolution")):  # fmt: skip
         figures.append(Figure(
             f"{name}: {large:,} vs {small:,} users", results[large][key], results[small][key],
             "ops/s", target,
@@ -428,12 +433,13 @@ def main() -> None:
         + ("ok)" if trips <= 2 else "ABOVE)")
     )
     notes.append(
-        "profile resolution (store) = one store transaction reading the current catalogs and "
-        "the user's values of every layer: 5 catalogs and 8 values, sent as one statement "
-        "(user_engine.profile_inputs: scope, then both as one JSON value) against the PK "
-        "read's one row; 'raw same reads' = that statement by hand on an autocommit "
-        "connection, no records built; "
-        "'+ resolve_profile' adds the core's pure-Python merge (40 attributes), for context"
+        "profile resolution = the store's reads, then resolve_profile (the core's merge of "
+        "40 attributes); its store reads = one store transaction reading the current catalogs "
+        "and the user's values of every layer (5 catalogs, 8 values: the user's 3 and their "
+        "tenant's 5 defaults), sent as one statement (user_engine.profile_snapshot: scope, then "
+        "the shared layers whose generation moved, none in steady state, and the user's own "
+        "values) against the PK read's one row; 'raw same reads' = that statement by hand on "
+        "an autocommit connection, no records built"
     )
     notes.append(
         "write path = one store transaction: profile value upsert + outbox event (with its "

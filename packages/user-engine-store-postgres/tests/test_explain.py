@@ -165,8 +165,8 @@ def _exercise_every_operation(store: Any) -> None:
         # Writes: every statement shape once, conflict and stale paths included.
         new_user = replace(tx.get_user("u50001"), id="u-new")
         tx.insert_user(new_user)
-        # After a write, profile values are read by a plain query (before, profile_inputs:
-        # see test_profile_inputs_reads_by_index_on_100k_users).
+        # After a write, profile values are read by a plain query (before, profile_snapshot:
+        # see test_profile_snapshot_reads_by_index_on_100k_users).
         tx.profile_values_for("u50001", "t01")
         with contextlib.suppress(ConflictError):
             tx.insert_tenant(tx.get_tenant("t01"))
@@ -333,7 +333,7 @@ def test_every_store_query_is_index_backed_on_100k_users(
 
 
 def _nested_plans(dsn: str, role: str, settings: list[str]) -> list[Any]:
-    """The plans of every statement one call of profile_inputs runs, nested ones included
+    """The plans of every statement one call of profile_snapshot runs, nested ones included
     (auto_explain reports each as a notice), as the runtime role, in a session of its own
     (PL/pgSQL keeps a session's plans, so each check needs a fresh one)."""
     notices: list[str] = []
@@ -347,14 +347,15 @@ def _nested_plans(dsn: str, role: str, settings: list[str]) -> list[Any]:
             conn.execute(f"SET {setting}")
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
         for scope in (["tenant", "t01"], ["platform", ""], ["global", ""]):
+            # No copies offered: every part is read (and planned).
             conn.execute(
-                "SELECT user_engine.profile_inputs(%s, %s, %s, %s, %s)",
-                [*scope, "{}", "u50001", "t01"],
+                "SELECT user_engine.profile_snapshot(%s, %s, %s, %s, true, NULL, NULL, NULL)",
+                [*scope, "u50001", "t01"],
             )
     return [json.loads(n.split("plan:", 1)[1]) for n in notices if "plan:" in n]
 
 
-def test_profile_inputs_reads_by_index_on_100k_users(seeded_database: Any) -> None:
+def test_profile_snapshot_reads_by_index_on_100k_users(seeded_database: Any) -> None:
     role = str(conninfo_to_dict(seeded_database.runtime_dsn)["user"])
     sizes = _table_sizes(seeded_database.admin_dsn)
     problems: list[str] = []
@@ -364,7 +365,7 @@ def test_profile_inputs_reads_by_index_on_100k_users(seeded_database: Any) -> No
         )
         texts = " ".join(plan["Query Text"] for plan in plans)
         assert "user_engine.profile_values" in texts, "the nested statements were seen"
-        assert "user_engine.catalog_versions" in texts
+        assert "user_engine.profile_layers" in texts
         for plan in plans:
             scans = _seq_scans(plan["Plan"])
             bad = scans if forced else [t for t in scans if sizes.get(t, 0) > BIG]

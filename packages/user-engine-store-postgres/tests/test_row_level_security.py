@@ -8,7 +8,7 @@ import psycopg
 import psycopg.errors
 import pytest
 from psycopg import sql
-from user_engine.domain import AccessScope
+from user_engine.domain import AccessScope, Layer
 from user_engine.errors import NotFoundError
 from user_engine_store_postgres._migrator import TENANT_TABLES
 from user_engine_store_postgres.hooks import create_store
@@ -17,6 +17,22 @@ SCOPE = (
     "SELECT set_config('user_engine.scope', %s, true), "
     "set_config('user_engine.tenant_id', %s, true)"
 )
+
+
+@pytest.fixture
+def two_tenants(two_tenants: Any, store: Any, records: Any) -> Any:
+    """The conftest's tenants A and B, each also with a tenant default (and thereby a row in
+    profile_layers): a row of each tenant in every tenant table."""
+    app = records.application()
+    with store.transaction(AccessScope.all_tenants()) as tx:
+        tx.insert_application(app)
+        tx.insert_catalog_version(records.catalog(app))
+        for tenant in two_tenants:
+            tx.put_profile_value(
+                records.value(app, "d", layer=Layer.TENANT_DEFAULT, tenant=tenant),
+                expected_version=None,
+            )
+    return two_tenants
 
 
 def _in_scope(conn: psycopg.Connection[Any], scope: list[str], statement: str, *args: Any) -> None:
@@ -71,6 +87,8 @@ def test_the_runtime_role_scoped_to_tenant_a_cannot_see_tenant_b_even_without_th
         ("application_bindings",
          "DELETE FROM user_engine.application_bindings WHERE tenant_id = %s"),
         ("profile_values", "DELETE FROM user_engine.profile_values WHERE tenant_id = %s"),
+        ("profile_layers",
+         "UPDATE user_engine.profile_layers SET generation = 0 WHERE tenant_id = %s"),
         ("outbox_events", "DELETE FROM user_engine.outbox_events WHERE tenant_id = %s"),
     ],
 )  # fmt: skip

@@ -255,3 +255,101 @@ def test_resolution_never_uses_a_row_of_another_user_or_tenant(
         (s.layer, s.value) for s in resolved.shadowed
     ]:
         assert (layer, text) in allowed
+
+
+def reference_resolution(
+    user_id: str,
+    tenant_id: str | None,
+    catalogs: list[CatalogVersion],
+    values: list[ProfileValue],
+    explain: bool,
+) -> dict[str, tuple[object, ...]]:
+    """The resolution rules spelled out plainly, without any derived per-catalog data."""
+    result: dict[str, tuple[object, ...]] = {}
+    for current in sorted(catalogs, key=lambda c: c.application_id):
+        for definition in current.attributes:
+            found = [
+                v
+                for v in values
+                if v.key.application_id == current.application_id
+                and v.key.attribute == definition.name
+                and (v.key.user_id is None or v.key.user_id == user_id)
+                and (v.key.tenant_id is None or v.key.tenant_id == tenant_id)
+            ]
+            chain = [
+                (v.key.layer, v.value, v.version, v.written_by, v.written_at)
+                for v in sorted(found, key=lambda v: v.key.layer.precedence)
+            ]
+            if definition.default is not None:
+                chain.append((Layer.CATALOG_DEFAULT, definition.default, current.version,
+                              current.published_by, current.published_at))  # fmt: skip
+            if chain:
+                shadowed = tuple(chain[1:]) if explain else ()
+                result[f"{current.application_id}.{definition.name}"] = (
+                    *chain[0], current.version, shadowed,
+                )  # fmt: skip
+    return result
+
+
+def _owners(layer: Layer, user: str, tenant: str) -> tuple[str, str]:
+    """The user and tenant a value of ``layer`` is keyed by (unused ones blank)."""
+    return (
+        user if layer in (Layer.USER, Layer.USER_IN_TENANT) else "",
+        tenant if layer in (Layer.USER_IN_TENANT, Layer.TENANT_DEFAULT) else "",
+    )
+
+
+@given(
+    definitions=st.dictionaries(
+        st.tuples(st.sampled_from(["crm", "billing"]), st.sampled_from(["a", "b", "c"])),
+        st.one_of(st.none(), st.text(max_size=3)),
+        min_size=1,
+    ),
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(WRITABLE),
+            st.sampled_from(["u1", "u2"]),
+            st.sampled_from(["acme", "globex"]),
+            st.sampled_from(["crm", "billing", "other"]),
+            st.sampled_from(["a", "b", "c", "d"]),
+        ),
+        max_size=16,
+        unique_by=lambda r: (r[0], r[3], r[4], *_owners(r[0], r[1], r[2])),
+    ),
+    tenant=st.sampled_from(["acme", "globex", None]),
+    explain=st.booleans(),
+)
+def test_resolution_matches_the_plain_rules_and_repeats_exactly(
+    definitions: dict[tuple[str, str], str | None],
+    rows: list[tuple[Layer, str, str, str, str]],
+    tenant: str | None,
+    explain: bool,
+) -> None:
+    apps = sorted({app for app, _ in definitions})
+    catalogs = [
+        catalog(*(attribute(n, d) for (a, n), d in sorted(definitions.items()) if a == app),
+                app=app)
+        for app in apps
+    ]  # fmt: skip
+    values = [
+        value(layer, f"{layer.value}:{user}:{row_tenant}", user=user, tenant=row_tenant, app=app,
+              name=name)
+        for layer, user, row_tenant, app, name in rows
+    ]  # fmt: skip
+    expected = reference_resolution("u1", tenant, catalogs, values, explain)
+
+    # Twice on the same catalog objects (the second uses what the first derived), then on
+    # equal fresh ones.
+    for current in (catalogs, catalogs, [catalog(*c.attributes, app=c.application_id)
+                                         for c in catalogs]):  # fmt: skip
+        profile = resolve_profile(
+            user_id="u1", tenant_id=tenant, catalogs=current, values=values, explain=explain
+        )
+        got = {
+            name: (r.layer, r.value, r.version, r.written_by, r.written_at, r.catalog_version,
+                   tuple((s.layer, s.value, s.version, s.written_by, s.written_at)
+                         for s in r.shadowed))
+            for name, r in profile.attributes.items()
+        }  # fmt: skip
+        assert got == expected
+        assert list(profile.attributes) == list(expected)

@@ -64,6 +64,7 @@ TENANT_TABLES = (
     "memberships",
     "application_bindings",
     "profile_values",
+    "profile_layers",
     "audit_records",
     "outbox_events",
 )

@@ -62,6 +62,7 @@ __all__ = [
     "profile_sort_key",
     "profile_value",
     "profile_values_from_parts",
+    "profile_values_unsorted",
     "tenant",
     "tenant_account",
     "user",
@@ -153,7 +154,7 @@ PROFILE_PARTS_JSON = (
 )
 """Profile values as one JSON array, each row prefixed by its ``part``: which of the four
 ranges of a resolution it came from, standing for its tenant and user id (read by
-``profile_values_from_parts``). Migration 0002's ``profile_inputs`` builds the same."""
+``profile_values_from_parts``). Migration 0003's ``profile_snapshot`` builds the same."""
 
 _LAYERS = {layer.value: layer for layer in Layer}
 
@@ -162,7 +163,16 @@ def profile_values_from_parts(
     items: Sequence[Row] | None, user_id: str, tenant_id: str | None
 ) -> list[ProfileValue]:
     """``ProfileValue`` records from a ``PROFILE_PARTS_JSON`` array (NULL when no rows), in
-    the reference store's order.
+    the reference store's order (``profile_sort_key``)."""
+    values = profile_values_unsorted(items, user_id, tenant_id)
+    values.sort(key=profile_sort_key)
+    return values
+
+
+def profile_values_unsorted(
+    items: Sequence[Row] | None, user_id: str, tenant_id: str | None
+) -> list[ProfileValue]:
+    """``ProfileValue`` records from a ``PROFILE_PARTS_JSON`` array, in its order.
 
     Part 0 is the user's own values (no tenant), 1 the application defaults, 2 the user's
     values in the tenant, 3 the tenant's defaults: the part says the tenant and user id of a
@@ -175,15 +185,13 @@ def profile_values_from_parts(
     owners = ((None, user_id), (None, None), (tenant_id, user_id), (tenant_id, None))
     layers = _LAYERS
     parse = datetime.fromisoformat
-    values = [
+    return [
         ProfileValue(
             ProfileKey(layers[i[1]], i[2], i[3], *owners[i[0]]), i[4], i[5], i[6], i[7],
             parse(i[8]),
         )
         for i in items
     ]  # fmt: skip
-    values.sort(key=profile_sort_key)
-    return values
 
 
 def profile_sort_key(value: ProfileValue) -> tuple[str, str, int, str, str]:

@@ -14,8 +14,10 @@ statement failed). A transaction uses that:
    implicit transaction of its own: one round trip, nothing to commit afterwards. Under READ
    COMMITTED this is observably the same as reading inside one transaction (every statement
    takes its own snapshot either way, and nothing of its own is there to be seen yet).
-   Profile values are the exception that saves a statement: ``profile_inputs`` (migration
-   0002) sets the scope itself before it reads, together with pending catalogs.
+   Profile values are the exception that saves a statement: ``profile_snapshot``
+   (migration 0003) sets the scope itself before it reads, together with pending catalogs,
+   and sends the shared layers only when the store's copies of them are stale
+   (``_shared_layers``).
 2. *writing*: the first write opens one implicit transaction (``set_config(scope) ;
    <write>``) that stays open: each later statement waits for its answer with a flush
    request, not a Sync, and the Sync at the end commits everything at once.
@@ -81,6 +83,7 @@ from user_engine_store_postgres._connections import Borrowed
 from user_engine_store_postgres._deferred import DeferredList
 from user_engine_store_postgres._errors import translate
 from user_engine_store_postgres._migrator import TENANT_TABLES
+from user_engine_store_postgres._shared_layers import Copy
 
 if TYPE_CHECKING:
     from user_engine_store_postgres.store import PostgresStore
@@ -143,13 +146,14 @@ _PROFILE_VALUES = (
 )
 """Every value that can resolve a user's profile: four ranges of the (user_id, tenant_id,
 ...) key, as one JSON value (``_rows.PROFILE_PARTS_JSON``). A NULL tenant matches nothing
-in the last two. The query of ``profile_inputs`` (migration 0002), for the phases after the
-first write, where the scope is already set."""
+in the last two. For the phases after the first write, where the scope is already set and
+what is read may be this transaction's own uncommitted writes (so no copy is used or
+kept)."""
 
-_PROFILE_INPUTS = f"SELECT {S}.profile_inputs(%s, %s, %s::text[], %s, %s)"
-"""Migration 0002's function: sets the scope, then returns ``[current catalogs or NULL,
-profile values]`` (as ``_CURRENT_CATALOGS`` and ``_PROFILE_VALUES``): a resolution's
-reads as one statement."""
+_PROFILE_SNAPSHOT = f"SELECT {S}.profile_snapshot(%s, %s, %s, %s, %s, %s, %s, %s)"
+"""Migration 0003's function: sets the scope, then returns ``[layers, the user's values]``,
+a layer's content only when the generation offered is not current: a resolution's reads as
+one statement."""
 
 _OUTBOX_LOCK_CLASS = 0x7565  # first key of the two-key advisory lock space, "ue"
 
@@ -214,29 +218,35 @@ class _Phase(enum.Enum):
 
 class _CatalogRead:
     """A ``list_current_catalogs`` not sent yet (``cursor`` None) or sent on ``cursor``, as
-    the last column of its row; or sent in a ``profile_inputs`` call (``in_inputs``), which
-    hands over its row, or the error that statement failed with."""
+    the last column of its row; or sent in a ``profile_snapshot`` call (``in_snapshot``),
+    which hands over its row, or the error that statement failed with, and which offered
+    the store's copy ``offered`` of the current catalogs."""
 
-    __slots__ = ("cursor", "error", "in_inputs", "keys", "row")
+    __slots__ = ("cursor", "error", "in_snapshot", "keys", "offered", "row")
 
     def __init__(self, keys: str) -> None:
         self.keys = keys
         self.cursor: Cursor[Any] | None = None
-        self.in_inputs = False
+        self.in_snapshot = False
+        self.offered: Copy[CatalogVersion] | None = None
         self.row: Any = None
         self.error: BaseException | None = None
 
-    def items(self) -> Any:
-        """The current-catalogs JSON array (NULL when there is no catalog); a pipeline
-        fetch waits for it if it is not here yet."""
+    def current(self, store: PostgresStore) -> list[CatalogVersion]:
+        """The current catalogs; a pipeline fetch waits for them if they are not here yet."""
         if self.error is not None:
             raise self.error
-        if self.in_inputs:
-            return self.row[0][0]
-        assert self.cursor is not None
-        row = self.cursor.fetchone()
-        assert row is not None
-        return row[-1]
+        if not self.in_snapshot:
+            assert self.cursor is not None
+            row = self.cursor.fetchone()
+            assert row is not None
+            return store.catalogs.resolve_current(row[-1], cacheable=True)
+        layers = {entry[0]: entry for entry in self.row[0][0] or ()}
+        return store.shared_layers.catalogs(
+            layers.get("catalogs"),
+            self.offered,
+            functools.partial(store.catalogs.resolve_current, cacheable=True),
+        )
 
 
 @dataclasses.dataclass(slots=True)
@@ -956,7 +966,7 @@ class PostgresTransaction:
 
         Before the first write it is not waited for: the list fills itself on first use,
         from the round trip of the next statement when there is one, and it travels in the
-        next statement if that is ``profile_values_for`` (its ``profile_inputs`` call) or the
+        next statement if that is ``profile_values_for`` (its ``profile_snapshot`` call) or the
         scope statement of a scoped read. Resolving a profile (this, then
         ``profile_values_for``) thus costs one round trip and one statement.
         """
@@ -969,7 +979,7 @@ class PostgresTransaction:
         if self._unsent_catalogs is not None:
             self._send_catalogs()
         # Not sent yet: it waits for the next statement, and rides on it if that is
-        # ``profile_inputs`` or the scope statement of a read (``_read``), else goes just
+        # ``profile_snapshot`` or the scope statement of a read (``_read``), else goes just
         # before it.
         pending = self._unsent_catalogs = _CatalogRead(keys)
 
@@ -978,10 +988,9 @@ class PostgresTransaction:
             try:
                 if pending.cursor is None:
                     self._send_catalogs()
-                items = pending.items()  # raises the error of the statement it was in
+                return pending.current(self._store)  # raises its statement's error
             except (psycopg.Error, UnicodeError) as error:
                 raise translate(error, "list_current_catalogs") from error
-            return catalogs.resolve_current(items, cacheable=True)
 
         deferred = DeferredList(fill)
         self._deferred.append(deferred)
@@ -1096,9 +1105,11 @@ class PostgresTransaction:
         in the tenant), the tenant's defaults, the application defaults. Row-level security
         drops the tenant's rows when the tenant is outside the scope.
 
-        Before the first write it is one statement, ``profile_inputs`` (migration 0002),
-        which sets the scope first and also carries a ``list_current_catalogs`` still
-        waiting to be sent: a profile resolution is one statement and one round trip.
+        Before the first write it is one statement, ``profile_snapshot`` (migration 0003),
+        which sets the scope first, also carries a ``list_current_catalogs`` still waiting to
+        be sent, and sends the catalogs, application defaults and tenant defaults only when
+        the store's copies of them (``_shared_layers``) are stale: a profile resolution is
+        one statement and one round trip, and usually reads just the user's own rows.
         """
         if self._phase is not _Phase.READING:
             row = self._read(_PROFILE_VALUES, [user_id, user_id, tenant_id, tenant_id]).fetchone()
@@ -1106,17 +1117,19 @@ class PostgresTransaction:
                 None if row is None else row[0], user_id, tenant_id
             )
         pending = self._unsent_catalogs
+        layers = self._store.shared_layers
+        offer = layers.offer(tenant_id, with_catalogs=pending is not None)
         self._unsynced = True
         # The connection's kept cursor: this statement is the hot path of profile reads.
         cursor = self._borrowed.kept_cursor()
         cursor.execute(
-            _PROFILE_INPUTS,
-            [*scope_settings(self.scope), None if pending is None else pending.keys, user_id,
-             tenant_id],
+            _PROFILE_SNAPSHOT,
+            [*scope_settings(self.scope), user_id, tenant_id, pending is not None,
+             *offer.generations()],
         )  # fmt: skip
         if pending is not None:
             self._unsent_catalogs = None
-            pending.cursor, pending.in_inputs = cursor, True
+            pending.cursor, pending.in_snapshot, pending.offered = cursor, True, offer.catalogs
         try:
             self._pipeline.sync()
             row = cursor.fetchone()
@@ -1128,7 +1141,19 @@ class PostgresTransaction:
         if pending is not None:
             pending.row = row
         self._synced()  # fills the catalogs' list
-        return _rows.profile_values_from_parts(row[0][1], user_id, tenant_id)
+        answer, own = row[0]
+        found = {entry[0]: entry for entry in answer or ()}
+
+        def parse(items: Any) -> list[ProfileValue]:
+            return _rows.profile_values_unsorted(items, user_id, tenant_id)
+
+        values = _rows.profile_values_unsorted(own, user_id, tenant_id)
+        values += layers.application(found.get("application"), offer.application, parse)
+        if tenant_id is not None:
+            entry = found.get(f"tenant:{tenant_id}")
+            values += layers.tenant(tenant_id, entry, offer.tenant, parse)
+        values.sort(key=_rows.profile_sort_key)
+        return values
 
     # -- audit and outbox --------------------------------------------------------------------
     @_translated("append_audit")

@@ -54,6 +54,7 @@ from user_engine_store_postgres._migrator import (
     schema_problems,
 )
 from user_engine_store_postgres._notifier import Notifier
+from user_engine_store_postgres._shared_layers import SharedLayers
 from user_engine_store_postgres._transaction import (
     AUDIT_INSERT,
     NOTIFY_CHANNEL,
@@ -106,8 +107,9 @@ class CatalogCache:
     def resolve(self, row: Sequence[Any], *, cacheable: bool) -> CatalogVersion:
         """The catalog of a row whose attributes may be NULL (then it is cached)."""
         application_id, version, published_at, published_by, attributes = row
-        if attributes is None:
-            return self._catalogs[(application_id, version)]
+        cached = self._catalogs.get((application_id, version))
+        if cached is not None:  # whether or not the row carries the attributes again
+            return cached
         catalog = CatalogVersion(
             application_id=application_id,
             version=version,
@@ -192,6 +194,8 @@ class PostgresStore:
             )
         self.name = name
         self.catalogs = CatalogCache()
+        self.shared_layers = SharedLayers()
+        """Copies of the shared profile layers, stamped with their generations."""
         self._embedded = embedded
         self._owner_dsn = owner_dsn or dsn
         self._pool_timeout = pool_timeout
@@ -258,8 +262,11 @@ class PostgresStore:
             return Readiness(False, None, LATEST_SCHEMA_VERSION, ("store.unreachable",))
         problems = schema_problems(applied, files)
         complete = [m.version for m in applied if not m.dirty]
-        tables_exist = "schema.behind" not in problems or complete
-        if tables_exist and not all(secured.get(table) for table in TENANT_TABLES):
+        behind = "schema.behind" in problems
+        # Behind, a later migration's tables may not exist yet (that is "behind" already);
+        # every table that does exist must be secured all the same.
+        tables = [t for t in TENANT_TABLES if t in secured] if behind else TENANT_TABLES
+        if (not behind or complete) and not all(secured.get(table) for table in tables):
             problems.append("rls.missing")
         if bypass is not None and bypass[0]:
             problems.append("rls.bypassed")

@@ -24,6 +24,7 @@ class SchemaVersion:
 SCHEMA_VERSIONS: Final[tuple[SchemaVersion, ...]] = (
     SchemaVersion(1, "initial: every record kind, audit log, outbox"),
     SchemaVersion(2, "profile_inputs: a profile resolution's reads as one statement"),
+    SchemaVersion(3, "profile generations: a store caches the shared profile layers"),
 )
 
 LATEST_SCHEMA_VERSION: Final[int] = SCHEMA_VERSIONS[-1].number

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from user_engine.domain.limits import (
     MAX_ATTRIBUTES_PER_CATALOG,
@@ -385,6 +386,17 @@ def _as_bool(value: object) -> bool:
     raise TypeError("expected a boolean")
 
 
+T = TypeVar("T")
+
+
+def _index(catalog: CatalogVersion) -> dict[str, AttributeDefinition]:
+    """Definitions by name; the first of a (never valid) repeated name wins."""
+    index: dict[str, AttributeDefinition] = {}
+    for definition in catalog.attributes:
+        index.setdefault(definition.name, definition)
+    return index
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogVersion:
     """One published version of an application's catalog. Immutable once published."""
@@ -394,13 +406,20 @@ class CatalogVersion:
     attributes: tuple[AttributeDefinition, ...]
     published_at: datetime
     published_by: str
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: str, build: Callable[[CatalogVersion], T]) -> T:
+        """``build(self)``, computed on first use and kept with this version: a published
+        version never changes, so what is derived from it never goes stale (the attribute
+        index here, the resolution's defaults in ``profile``). ``key`` names what is kept."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = build(self)
+        return cast(T, found)
 
     def attribute(self, name: str) -> AttributeDefinition | None:
         """The definition named ``name`` (unqualified), or None."""
-        for definition in self.attributes:
-            if definition.name == name:
-                return definition
-        return None
+        return self.derived("catalog.index", _index).get(name)
 
     def check(self) -> None:
         """Raise ``ValidationError`` unless every attribute is coherent and names are unique."""

@@ -6,7 +6,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from user_engine.domain.catalog import CatalogVersion, Layer, ProfileScalar, qualified_name
+from user_engine.domain.catalog import (
+    AttributeDefinition,
+    CatalogVersion,
+    Layer,
+    ProfileScalar,
+    qualified_name,
+)
 
 __all__ = [
     "EffectiveProfile",
@@ -91,6 +97,38 @@ class EffectiveProfile:
         return {name: resolved.value for name, resolved in sorted(self.attributes.items())}
 
 
+_PRECEDENCE = {layer: layer.precedence for layer in Layer}
+_USER_LAYERS = frozenset({Layer.USER_IN_TENANT, Layer.USER})
+_TENANT_LAYERS = frozenset({Layer.USER_IN_TENANT, Layer.TENANT_DEFAULT})
+
+_Plan = tuple[tuple[str, AttributeDefinition, "ResolvedAttribute | None"], ...]
+
+
+def _plan(catalog: CatalogVersion) -> _Plan:
+    """Per attribute of a catalog, in order: its qualified name, its definition, and what
+    it resolves to when no layer holds a value (its catalog default, or None)."""
+    plan = []
+    for definition in catalog.attributes:
+        name = qualified_name(catalog.application_id, definition.name)
+        default = None
+        if definition.default is not None:
+            default = ResolvedAttribute(
+                name=name,
+                value=definition.default,
+                layer=Layer.CATALOG_DEFAULT,
+                version=catalog.version,
+                catalog_version=catalog.version,
+                written_by=catalog.published_by,
+                written_at=catalog.published_at,
+            )
+        plan.append((name, definition, default))
+    return tuple(plan)
+
+
+def _precedence(value: ProfileValue) -> int:
+    return _PRECEDENCE[value.key.layer]
+
+
 def resolve_profile(
     *,
     user_id: str,
@@ -104,50 +142,57 @@ def resolve_profile(
     Only attributes present in the given (current) catalogs resolve; values of attributes a
     newer catalog dropped are ignored. ``values`` may contain rows of any layer for this user
     and tenant; rows for other users or tenants are ignored, so callers may over-fetch.
+
+    What a catalog alone resolves to (its defaults) is derived once per catalog version and
+    shared by every profile (``ResolvedAttribute`` is immutable): a resolution's own work
+    follows the values given, not the size of the catalogs.
     """
     current = {c.application_id: c for c in catalogs}
-    candidates: dict[str, list[ShadowedValue]] = {}
+    candidates: dict[str, list[ProfileValue]] = {}
     for row in values:
         key = row.key
-        if key.application_id not in current:
+        catalog = current.get(key.application_id)
+        if catalog is None or catalog.attribute(key.attribute) is None:
             continue
-        if current[key.application_id].attribute(key.attribute) is None:
+        if key.layer in _USER_LAYERS and key.user_id != user_id:
             continue
-        if key.layer in (Layer.USER_IN_TENANT, Layer.USER) and key.user_id != user_id:
+        if key.layer in _TENANT_LAYERS and (tenant_id is None or key.tenant_id != tenant_id):
             continue
-        if key.layer in (Layer.USER_IN_TENANT, Layer.TENANT_DEFAULT) and (
-            tenant_id is None or key.tenant_id != tenant_id
-        ):
-            continue
-        candidates.setdefault(key.qualified_name, []).append(
-            ShadowedValue(key.layer, row.value, row.version, row.written_by, row.written_at)
-        )
+        candidates.setdefault(key.qualified_name, []).append(row)
     resolved: dict[str, ResolvedAttribute] = {}
-    for application_id, catalog in sorted(current.items()):
-        for definition in catalog.attributes:
-            name = qualified_name(application_id, definition.name)
-            found = sorted(candidates.get(name, []), key=lambda s: s.layer.precedence)
-            if definition.default is not None:
-                found.append(
-                    ShadowedValue(
-                        Layer.CATALOG_DEFAULT,
-                        definition.default,
-                        catalog.version,
-                        catalog.published_by,
-                        catalog.published_at,
-                    )
-                )
-            if not found:
+    for _, catalog in sorted(current.items()):
+        for name, definition, default in catalog.derived("profile.plan", _plan):
+            rows = candidates.get(name)
+            if rows is None:
+                if default is not None:
+                    resolved[name] = default
                 continue
-            top = found[0]
+            rows.sort(key=_precedence)
+            top = rows[0]
+            shadowed: tuple[ShadowedValue, ...] = ()
+            if explain:
+                shadowed = tuple(
+                    ShadowedValue(r.key.layer, r.value, r.version, r.written_by, r.written_at)
+                    for r in rows[1:]
+                )
+                if definition.default is not None:
+                    shadowed += (
+                        ShadowedValue(
+                            Layer.CATALOG_DEFAULT,
+                            definition.default,
+                            catalog.version,
+                            catalog.published_by,
+                            catalog.published_at,
+                        ),
+                    )
             resolved[name] = ResolvedAttribute(
                 name=name,
                 value=top.value,
-                layer=top.layer,
+                layer=top.key.layer,
                 version=top.version,
                 catalog_version=catalog.version,
                 written_by=top.written_by,
                 written_at=top.written_at,
-                shadowed=tuple(found[1:]) if explain else (),
+                shadowed=shadowed,
             )
     return EffectiveProfile(user_id=user_id, tenant_id=tenant_id, attributes=resolved)

@@ -1,11 +1,11 @@
-"""``user_engine.profile_inputs`` (migration 0002): a profile resolution's reads as one
-statement; its rights, its row-level security, and the store's paths around it."""
+"""``user_engine.profile_snapshot`` (migration 0003): a profile resolution's reads as one
+statement, sending the shared layers only when the store's copies are stale; its rights, its
+row-level security, the generations behind it, and the store's paths around it."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,11 +14,11 @@ from psycopg.conninfo import conninfo_to_dict
 from user_engine.domain import AccessScope, Layer
 from user_engine.errors import NotReadyError, ValidationError
 from user_engine.migrations import LATEST_SCHEMA_VERSION
+from user_engine_store_postgres._migrator import _apply_locked, migration_files
 from user_engine_store_postgres.hooks import create_store
 
 PLATFORM = AccessScope.all_tenants()
-SIGNATURE = "user_engine.profile_inputs(text, text, text[], text, text)"
-MIGRATION = Path(__file__).resolve().parents[3] / "migrations/postgres/0002_profile_inputs.sql"
+SIGNATURE = "user_engine.profile_snapshot(text, text, text, text, boolean, bigint, bigint, bigint)"
 
 
 def _role(dsn: str) -> str:
@@ -65,7 +65,7 @@ def test_a_resolution_is_one_statement(
     with store.transaction(AccessScope.for_tenant(a.id)) as tx:
         catalogs = tx.list_current_catalogs()
         values = tx.profile_values_for(user.id, a.id)
-    assert [len(sent), "profile_inputs" in sent[0]] == [1, True], sent
+    assert [len(sent), "profile_snapshot" in sent[0]] == [1, True], sent
     assert catalog in catalogs
     assert [v.value for v in values] == ["uit", "user", "tenant", "app"]
 
@@ -95,21 +95,21 @@ def test_every_path_to_the_values_reads_the_same(store: Any, layered: Any, recor
         assert [v.value for v in tx.profile_values_for(user.id, b.id)] == ["user", "b", "app"]
 
 
-def test_the_catalogs_profile_inputs_returns_are_those_read_alone(
+def test_the_catalogs_profile_snapshot_returns_are_those_read_alone(
     postgres_settings: Any, layered: Any
 ) -> None:
     user, a, _, catalog = layered
     first, second = create_store(postgres_settings), create_store(postgres_settings)
     try:
         with first.transaction(PLATFORM) as tx:  # nothing cached yet: attributes sent
-            via_inputs = tx.list_current_catalogs()
+            via_snapshot = tx.list_current_catalogs()
             tx.profile_values_for(user.id, a.id)
         with first.transaction(PLATFORM) as tx:  # cached now: attributes left out
             cached = tx.list_current_catalogs()
             tx.profile_values_for(user.id, a.id)
         with second.transaction(PLATFORM) as tx:
             alone = list(tx.list_current_catalogs())  # sent by itself
-        assert via_inputs == cached == alone
+        assert via_snapshot == cached == alone
         assert catalog in alone
     finally:
         first.close()
@@ -136,10 +136,11 @@ def test_a_failed_statement_fails_the_catalogs_it_carried_and_nothing_later(
     try:
         with store.transaction(AccessScope.for_tenant(a.id)) as tx:
             catalogs = tx.list_current_catalogs()
-            owner.execute(f"DROP FUNCTION {SIGNATURE}")
+            owner.execute(f"ALTER FUNCTION {SIGNATURE} RENAME TO moved_away")
             with pytest.raises(NotReadyError):
                 tx.profile_values_for(user.id, a.id)
-            owner.execute(MIGRATION.read_bytes())
+            owner.execute(f"ALTER FUNCTION {SIGNATURE.replace('profile_snapshot', 'moved_away')} "
+                          "RENAME TO profile_snapshot")
             # The catalogs that travelled in the failed statement fail with it (at the next
             # wait for the server, as any deferred read, and at every use), never taking a
             # later answer of the same connection and cursor for theirs.
@@ -157,17 +158,17 @@ def test_a_failed_statement_fails_the_catalogs_it_carried_and_nothing_later(
         owner.close()
 
 
-def test_a_database_without_migration_2_is_behind_until_migrated(
-    postgres_database: Any, records: Any
+def test_a_database_without_migration_3_is_behind_until_migrated(
+    postgres_database_factory: Any,
 ) -> None:
-    with psycopg.connect(postgres_database.admin_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP FUNCTION {SIGNATURE}")
-        conn.execute("DELETE FROM user_engine.schema_migrations WHERE version = 2")
-    store = create_store(postgres_database.settings)
+    database = postgres_database_factory(migrated=False)
+    with psycopg.connect(database.owner_dsn, autocommit=True) as conn:
+        _apply_locked(conn, migration_files()[:2])  # what an older release installed
+    store = create_store(database.settings)
     try:
         before = store.readiness()
         assert (before.ready, before.schema_version, before.problems) == (
-            False, 1, ("schema.behind",),
+            False, 2, ("schema.behind",),
         )  # fmt: skip
         with pytest.raises(NotReadyError) as raised, store.transaction(PLATFORM) as tx:  # noqa: PT012
             tx.list_current_catalogs()
@@ -219,13 +220,14 @@ def test_row_level_security_applies_and_the_scope_ends_with_the_statement(
 
     def values(scope: str, scope_tenant: str, tenant: str) -> list[Any]:
         row = runtime_connection.execute(
-            "SELECT user_engine.profile_inputs(%s, %s, NULL, %s, %s)",
+            "SELECT user_engine.profile_snapshot(%s, %s, %s, %s, false, NULL, NULL, NULL)",
             [scope, scope_tenant, user.id, tenant],
         ).fetchone()
         assert row is not None
-        catalogs, found = row[0]
-        assert catalogs is None, "no catalogs asked for, none sent"
-        return sorted(item[4] for item in found or [])
+        layers, own = row[0]
+        assert "catalogs" not in [key for key, _, _ in layers], "not asked for, not sent"
+        shared = [item for _, _, content in layers for item in content]
+        return sorted(item[4] for item in [*shared, *(own or [])])
 
     assert values("tenant", a.id, a.id) == ["app", "tenant", "uit", "user"]
     assert values("tenant", a.id, b.id) == ["app", "user"], "tenant B's rows stay hidden"
