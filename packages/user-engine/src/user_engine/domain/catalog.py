@@ -74,10 +74,10 @@ class Layer(enum.StrEnum):
     @property
     def precedence(self) -> int:
         """0 for the highest-precedence layer."""
-        return _LAYER_ORDER.index(self)
+        return _PRECEDENCE[self]
 
 
-_LAYER_ORDER = list(Layer)
+_PRECEDENCE = {layer: number for number, layer in enumerate(Layer)}
 WRITABLE_LAYERS = frozenset(Layer) - {Layer.CATALOG_DEFAULT}
 
 
