@@ -101,13 +101,21 @@ _PRECEDENCE = {layer: layer.precedence for layer in Layer}
 _USER_LAYERS = frozenset({Layer.USER_IN_TENANT, Layer.USER})
 _TENANT_LAYERS = frozenset({Layer.USER_IN_TENANT, Layer.TENANT_DEFAULT})
 
-_Plan = tuple[tuple[str, AttributeDefinition, "ResolvedAttribute | None"], ...]
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a catalog version resolves to on its own, derived once per version."""
+
+    entries: tuple[tuple[str, AttributeDefinition, ResolvedAttribute | None], ...]
+    """Per attribute, in order: qualified name, definition, catalog default (or None)."""
+    names: Mapping[str, str]
+    """Qualified name by attribute name."""
+    defaults: Mapping[str, ResolvedAttribute]
+    """The catalog defaults by qualified name, in order: the profile of no values."""
 
 
 def _plan(catalog: CatalogVersion) -> _Plan:
-    """Per attribute of a catalog, in order: its qualified name, its definition, and what
-    it resolves to when no layer holds a value (its catalog default, or None)."""
-    plan = []
+    entries = []
     for definition in catalog.attributes:
         name = qualified_name(catalog.application_id, definition.name)
         default = None
@@ -121,8 +129,12 @@ def _plan(catalog: CatalogVersion) -> _Plan:
                 written_by=catalog.published_by,
                 written_at=catalog.published_at,
             )
-        plan.append((name, definition, default))
-    return tuple(plan)
+        entries.append((name, definition, default))
+    names: dict[str, str] = {}
+    for name, definition, _ in entries:
+        names.setdefault(definition.name, name)  # as ``CatalogVersion.attribute``
+    defaults = {name: default for name, _, default in entries if default is not None}
+    return _Plan(tuple(entries), names, defaults)
 
 
 def _precedence(value: ProfileValue) -> int:
@@ -148,20 +160,30 @@ def resolve_profile(
     follows the values given, not the size of the catalogs.
     """
     current = {c.application_id: c for c in catalogs}
+    plans = {
+        application_id: c.derived("profile.plan", _plan) for application_id, c in current.items()
+    }
     candidates: dict[str, list[ProfileValue]] = {}
+    touched: set[str] = set()  # applications with a value to merge
     for row in values:
         key = row.key
-        catalog = current.get(key.application_id)
-        if catalog is None or catalog.attribute(key.attribute) is None:
+        plan = plans.get(key.application_id)
+        name = None if plan is None else plan.names.get(key.attribute)
+        if name is None:
             continue
         if key.layer in _USER_LAYERS and key.user_id != user_id:
             continue
         if key.layer in _TENANT_LAYERS and (tenant_id is None or key.tenant_id != tenant_id):
             continue
-        candidates.setdefault(key.qualified_name, []).append(row)
+        candidates.setdefault(name, []).append(row)
+        touched.add(key.application_id)
     resolved: dict[str, ResolvedAttribute] = {}
-    for _, catalog in sorted(current.items()):
-        for name, definition, default in catalog.derived("profile.plan", _plan):
+    for application_id, catalog in sorted(current.items()):
+        plan = plans[application_id]
+        if application_id not in touched:
+            resolved.update(plan.defaults)
+            continue
+        for name, definition, default in plan.entries:
             rows = candidates.get(name)
             if rows is None:
                 if default is not None:
