@@ -3,6 +3,8 @@ the effective profile and projections built from them."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -292,3 +294,55 @@ def test_verifying_a_secret_needs_a_secret_attribute(world: World) -> None:
         tenant_id="acme",
         candidate="4321",
     )
+
+
+class _Catalogs(list):  # type: ignore[type-arg]
+    """A catalog list that notes when it is first read."""
+
+    def __init__(self, items: object, events: list[str]) -> None:
+        super().__init__(items)  # type: ignore[call-overload]
+        self.events = events
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self.events.append("catalogs read")
+        return super().__iter__()
+
+
+class _Noting:
+    """A store transaction that notes the profile reads it is asked for."""
+
+    def __init__(self, inner: object, events: list[str]) -> None:
+        self.inner, self.events = inner, events
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def list_current_catalogs(self) -> object:
+        self.events.append("catalogs asked")
+        return _Catalogs(self.inner.list_current_catalogs(), self.events)  # type: ignore[attr-defined]
+
+    def profile_values_for(self, user_id: str, tenant_id: str | None) -> object:
+        self.events.append("values asked")
+        return self.inner.profile_values_for(user_id, tenant_id)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("read", ["effective_profile", "project_profile"])
+def test_a_profile_read_asks_for_the_catalogs_first_and_reads_them_after_the_values(
+    world: World, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    """A store may then send the catalogs' read with the values' (one round trip)."""
+    events: list[str] = []
+    original = world.store.transaction
+
+    @contextlib.contextmanager
+    def transaction(scope: object) -> Iterator[object]:
+        with original(scope) as tx:  # type: ignore[arg-type]
+            yield _Noting(tx, events)
+
+    monkeypatch.setattr(world.store, "transaction", transaction)
+    if read == "project_profile":
+        world.service.project_profile(world.crm, "crm", tenant_id="acme", user_id=world.alice.id)
+    else:
+        world.service.effective_profile(world.operator, world.alice.id, tenant_id="acme")
+    resolution = [e for e in events if e.startswith(("catalogs", "values"))]
+    assert resolution[:3] == ["catalogs asked", "values asked", "catalogs read"], events

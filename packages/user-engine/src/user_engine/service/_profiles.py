@@ -313,12 +313,12 @@ class ProfileOperations(ServiceBase):
                     "the user is not bound to this application in this tenant",
                     code="binding.not_found",
                 )
-            catalogs = {c.application_id: c for c in tx.list_current_catalogs()}
+            # Asked for first, read after the values: a store may send both in one trip.
+            current = tx.list_current_catalogs()
+            values = tx.profile_values_for(user_id, tenant_id)
+            catalogs = {c.application_id: c for c in current}
             profile = resolve_profile(
-                user_id=user_id,
-                tenant_id=tenant_id,
-                catalogs=catalogs.values(),
-                values=tx.profile_values_for(user_id, tenant_id),
+                user_id=user_id, tenant_id=tenant_id, catalogs=catalogs.values(), values=values
             )
             visible: dict[str, ResolvedAttribute] = {}
             for name, resolved in profile.attributes.items():
