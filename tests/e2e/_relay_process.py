@@ -45,14 +45,14 @@ def _maybe_die(point: str) -> None:
 
 
 def _patch() -> None:
-    publish = publisher_module.KafkaEventPublisher.publish
+    begin_publish = publisher_module.KafkaEventPublisher.begin_publish
     await_reports = publisher_module.KafkaEventPublisher._await_reports
     settle = relay_module.Relay._settle
 
-    def patched_publish(self: Any, events: Any, *, timeout: float) -> Any:
+    def patched_begin_publish(self: Any, events: Any, *, timeout: float) -> Any:
         if events:
             _maybe_die("after-claim")
-        return publish(self, events, timeout=timeout)
+        return begin_publish(self, events, timeout=timeout)
 
     def patched_await(self: Any, batch: Any, deadline: float) -> None:
         _maybe_die("after-produce")
@@ -62,7 +62,7 @@ def _patch() -> None:
         _maybe_die("after-delivery")
         return settle(self, claimed, reports)
 
-    publisher_module.KafkaEventPublisher.publish = patched_publish  # type: ignore[method-assign]
+    publisher_module.KafkaEventPublisher.begin_publish = patched_begin_publish  # type: ignore[method-assign]
     publisher_module.KafkaEventPublisher._await_reports = patched_await  # type: ignore[method-assign]
     relay_module.Relay._settle = patched_settle  # type: ignore[method-assign]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ from confluent_kafka import Consumer
 from user_engine.domain import OutboxEvent
 from user_engine.errors import ConfigurationError, ValidationError
 from user_engine.plugins import PluginHost
+from user_engine.ports import DeliveryReport
 from user_engine_events_kafka import (
     Deduplicator,
     KafkaEventPublisher,
@@ -94,6 +96,60 @@ def test_events_of_one_aggregate_are_written_in_the_order_given(
     written = _ids_by_key(consume_topic(kafka_bootstrap, kafka_topic, expected=700))
     for key in range(7):
         expected = [e.id for e in events if e.aggregate_id == f"usr_{key}"]
+        assert written[f"usr_{key}".encode()] == expected
+
+
+def test_publish_calls_from_several_threads_each_get_their_own_reports(
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    make_event: EventFactory,
+    publisher_for: PublisherFactory,
+) -> None:
+    # One thread at a time serves the delivery reports, for every waiting call: each call
+    # must still end with its own verdicts, whoever served them.
+    publisher = publisher_for(kafka_bootstrap, kafka_topic)
+    batches = [[make_event(f"usr_{t}_{n % 5}") for n in range(150)] for t in range(4)]
+    results: dict[int, list[tuple[str, bool]]] = {}
+    start = threading.Barrier(len(batches))
+
+    def publish(number: int) -> None:
+        start.wait()
+        for chunk in range(0, 150, 50):
+            reports = publisher.publish(batches[number][chunk : chunk + 50], timeout=30)
+            results.setdefault(number, []).extend((r.event_id, r.delivered) for r in reports)
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert {n: results.get(n) for n in range(4)} == {
+        n: [(e.id, True) for e in batch] for n, batch in enumerate(batches)
+    }
+    written = _ids_by_key(consume_topic(kafka_bootstrap, kafka_topic, expected=600))
+    for batch in batches:
+        for key in {e.aggregate_id for e in batch}:
+            assert written[key.encode()] == [e.id for e in batch if e.aggregate_id == key]
+
+
+def test_batches_begun_one_after_another_are_each_reported_and_written_in_order(
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    make_event: EventFactory,
+    publisher_for: PublisherFactory,
+) -> None:
+    publisher = publisher_for(kafka_bootstrap, kafka_topic)
+    batches = [[make_event(f"usr_{n % 4}") for n in range(40)] for _ in range(3)]
+
+    pending = [publisher.begin_publish(batch, timeout=30) for batch in batches]
+    reports = [p.reports() for p in pending]
+
+    assert reports == [[DeliveryReport(e.id, True) for e in batch] for batch in batches]
+    written = _ids_by_key(consume_topic(kafka_bootstrap, kafka_topic, expected=120))
+    everything = [e for batch in batches for e in batch]
+    for key in range(4):
+        expected = [e.id for e in everything if e.aggregate_id == f"usr_{key}"]
         assert written[f"usr_{key}".encode()] == expected
 
 

@@ -55,3 +55,23 @@ def test_a_claim_reads_about_limit_rows_even_with_the_estimate_of_an_empty_outbo
     claimed = store.claim_events(limit=LIMIT, lease=timedelta(seconds=30), now=now)
     assert [c.event.sequence for c in claimed] == sorted(c.event.sequence for c in claimed)
     assert len(claimed) == LIMIT
+
+
+def test_taking_a_lease_is_a_hot_update_that_writes_no_index_entry(
+    store: Any, records: Any, runtime_connection: psycopg.Connection[Any]
+) -> None:
+    # Fresh pages are filled to the table's fillfactor, leaving room for the leased copies.
+    with store.transaction(AccessScope.all_tenants()) as tx:
+        for n in range(200):
+            tx.append_event(records.event(f"usr_{n % 20}"))
+    now = datetime.now(UTC)
+    params = {"now": now, "limit": 100, "token": "t", "expires": now + timedelta(seconds=30)}
+    with runtime_connection.transaction(force_rollback=True):
+        runtime_connection.execute(_CLAIM_SETUP_SQL, _PLATFORM_SETTINGS)
+        leased = runtime_connection.execute(_CLAIM_SQL, params).fetchall()
+        row = runtime_connection.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE schemaname = 'user_engine' AND relname = 'outbox_events'"
+        ).fetchone()
+    assert len(leased) == 100  # the first five events of each of the 20 aggregates
+    assert row == (100, 100)

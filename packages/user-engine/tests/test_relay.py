@@ -67,6 +67,39 @@ class ScriptedPublisher:
         return [e.id for e in self.delivered if aggregate in (None, e.aggregate_id)]
 
 
+class PipelinedScriptedPublisher(ScriptedPublisher):
+    """A ``PipelinedEventPublisher``: each batch is decided when it is begun (its messages
+    are then on their way) and its reports are handed over later. It notes how many batches
+    were on their way at once, from which threads, and whether two of them ever shared an
+    aggregate."""
+
+    name = "pipelined"
+
+    def __init__(self, verdict: Verdict | None = None) -> None:
+        super().__init__(verdict)
+        self.on_the_way: list[set[str]] = []
+        self.most_on_the_way = 0
+        self.shared_an_aggregate = False
+        self.threads: set[int] = set()
+
+    def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> Any:
+        aggregates = {e.aggregate_id for e in events}
+        self.threads.add(threading.get_ident())
+        if any(aggregates & other for other in self.on_the_way):
+            self.shared_an_aggregate = True
+        self.on_the_way.append(aggregates)
+        self.most_on_the_way = max(self.most_on_the_way, len(self.on_the_way))
+        reports = self.publish(events, timeout=timeout)
+        publisher = self
+
+        class Pending:
+            def reports(self) -> list[DeliveryReport]:
+                publisher.on_the_way.remove(aggregates)
+                return reports
+
+        return Pending()
+
+
 class RecordingTelemetry:
     name = "recording"
 
@@ -468,9 +501,10 @@ def test_outbox_lag_needs_an_aware_time(store: MemoryStore, now: Any) -> None:
     failure_rate=st.sampled_from([0.0, 0.1, 0.3, 0.6]),
     batch_size=st.integers(1, 12),
     lanes=st.integers(1, 3),
+    pipelined=st.booleans(),
 )
 def test_whatever_fails_every_aggregate_is_delivered_in_order_except_dead_letters(
-    seed: int, failure_rate: float, batch_size: int, lanes: int
+    seed: int, failure_rate: float, batch_size: int, lanes: int, pipelined: bool
 ) -> None:
     import random
 
@@ -488,7 +522,7 @@ def test_whatever_fails_every_aggregate_is_delivered_in_order_except_dead_letter
             return None
         return DeliveryReport(event.id, False, "scripted failure", rng.random() < 0.5)
 
-    publisher = ScriptedPublisher(verdict)
+    publisher = (PipelinedScriptedPublisher if pipelined else ScriptedPublisher)(verdict)
     relay = Relay(
         store,
         publisher,
@@ -506,3 +540,98 @@ def test_whatever_fails_every_aggregate_is_delivered_in_order_except_dead_letter
     for aggregate, ids in expected.items():
         first_copies = list(dict.fromkeys(publisher.ids(aggregate)))
         assert first_copies == [i for i in ids if i not in dead]
+
+
+# -- a pipelined publisher: the lanes in one thread -------------------------------------------
+def test_a_pipelined_publisher_has_lanes_batches_on_their_way_from_one_thread(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    expected = {user: append(store, user, 3) for user in (f"usr_{n}" for n in range(12))}
+    publisher = PipelinedScriptedPublisher()
+
+    totals = Relay(
+        store, publisher, settings=fast_settings(batch_size=4, lanes=3), clock=clock
+    ).drain()
+
+    assert totals.published == 36
+    assert publisher.most_on_the_way == 3
+    assert not publisher.shared_an_aggregate
+    assert publisher.threads == {threading.get_ident()}
+    for user, ids in expected.items():
+        assert publisher.ids(user) == ids
+    assert store.outbox_stats().pending == 0
+
+
+def test_an_interrupted_pipeline_gives_back_every_batch_on_its_way(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    for n in range(6):
+        append(store, f"usr_{n}", 2)
+
+    class Interrupted(PipelinedScriptedPublisher):
+        def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> Any:
+            super().begin_publish(events, timeout=timeout)
+
+            class Pending:
+                def reports(self) -> list[DeliveryReport]:
+                    raise KeyboardInterrupt
+
+            return Pending()
+
+    relay = Relay(store, Interrupted(), settings=fast_settings(batch_size=3, lanes=2), clock=clock)
+
+    with pytest.raises(KeyboardInterrupt):
+        relay.drain()
+
+    stats = store.outbox_stats()
+    assert (stats.pending, stats.in_flight, stats.dead) == (12, 0, 0)
+
+
+def test_a_pipelined_publisher_that_raises_is_an_outage_of_that_batch(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    append(store, "usr_a", 2)
+
+    class Broken(PipelinedScriptedPublisher):
+        def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> Any:
+            raise RuntimeError("driver exploded")
+
+    totals = Relay(store, Broken(), settings=fast_settings(), clock=clock).drain()
+
+    assert (totals.published, totals.retried) == (0, 2)
+    assert store.outbox_stats().in_flight == 0
+    assert store.pending_events(limit=10)[0].last_error == "publisher raised RuntimeError"
+
+
+def test_a_pipelined_run_wakes_on_a_commit_and_stops_when_asked(store: MemoryStore) -> None:
+    publisher = PipelinedScriptedPublisher()
+    relay = Relay(store, publisher, settings=fast_settings(poll_interval=30.0))
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    ids = append(store, "usr_a", 2)
+    wait = threading.Event()
+    while len(publisher.delivered) < 2:
+        wait.wait(0.01)
+    stop.set()
+    append(store, "usr_a")  # the wake-up lets the idle relay see the stop at once
+    thread.join()
+
+    assert publisher.ids()[:2] == ids
+    assert store.outbox_stats().in_flight == 0
+
+
+def test_a_pipelined_relay_gives_up_after_the_store_outage_limit(clock: FixedClock) -> None:
+    class DownStore(MemoryStore):
+        def claim_events(self, **kwargs: Any) -> Any:
+            raise StoreUnavailableError("connection refused")
+
+    relay = Relay(
+        DownStore(),
+        PipelinedScriptedPublisher(),
+        settings=fast_settings(store_outage_limit=0.2, transient_max_delay=timedelta(seconds=0.05)),
+        clock=clock,
+    )
+
+    with pytest.raises(RelayStoreOutage):
+        relay.run(threading.Event())

@@ -32,13 +32,18 @@ events are reported failed without being produced.
 
 ``partitioner=murmur2_random`` places keys exactly as the Java client does, so producers in
 other languages agree on the partition of an aggregate. The producer is long-lived (a new
-idempotent producer needs ~0.5 s to its first acknowledgement) and a background thread
-serves its delivery reports.
+idempotent producer needs ~0.5 s to its first acknowledgement). It is a
+``PipelinedEventPublisher``: ``begin_publish`` queues a batch and returns, ``reports()``
+waits for its verdicts, so one thread can keep several batches on their way. A waiting call
+serves the delivery reports itself (in the calling thread, so a verdict needs no hand-off
+between threads); a background thread polls only while no call waits. See docs/events.md,
+"Throughput and latency", for how batches are sent (``linger.ms``, sending at once).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -50,7 +55,7 @@ from user_engine.domain import OutboxEvent
 from user_engine.errors import ConfigurationError, ValidationError
 from user_engine.ports import DeliveryReport
 
-from user_engine_events_kafka.envelope import EncodedEvent, EventEncodingError, encode_event
+from user_engine_events_kafka.envelope import EventEncodingError, encode_event
 from user_engine_events_kafka.settings import KafkaSettings, check_topic_name
 
 __all__ = ["KafkaEventPublisher"]
@@ -78,50 +83,50 @@ _PERMANENT_CODES = frozenset(
     }
 )
 _ENVELOPE_HEADROOM = 64 * 1024  # librdkafka's request limit must fit one maximal message
+_POLL_SLICE = 0.1  # seconds per poll() while waiting for a batch (it returns on any report)
+_IDLE_POLL_INTERVAL = 0.1  # seconds between polls while no publish is waiting
+_SEND_NOW_FOR = 0.001  # seconds a publish holds the "send at once" flag (see _send_now)
+_QUEUE_FULL = "the producer queue is full (broker slow or down)"
 
 
 class _Batch:
-    """The verdicts of one ``publish`` call, filled in by delivery callbacks until closed.
+    """The verdicts of one ``publish`` call, filled in as they arrive.
 
     A verdict is True (the broker acknowledged the message), a failure report, or None (no
-    verdict yet). Reports are built once, at ``close``."""
+    verdict yet). Each event gets exactly one: from ``fail`` if its message was never queued,
+    else from librdkafka's delivery report. ``done`` turns True with the last one, which then
+    calls ``finished`` (it wakes a ``publish`` waiting for this batch). Reports are built
+    once, at ``close``; a report arriving after that is ignored (its event was reported
+    failed, and is published again later: a duplicate, never a loss)."""
 
-    __slots__ = ("_lock", "_remaining", "closed", "done", "events", "verdicts")
+    __slots__ = ("_finished", "_last", "_settled", "done", "events", "verdicts")
 
-    def __init__(self, events: Sequence[OutboxEvent]) -> None:
+    def __init__(self, events: Sequence[OutboxEvent], finished: Callable[[], None]) -> None:
         self.events = events
         self.verdicts: list[DeliveryReport | bool | None] = [None] * len(events)
-        self._remaining = len(events)
-        self._lock = threading.Lock()
-        self.done = threading.Event()
-        self.closed = False
-        if not events:
-            self.done.set()
-
-    def _settle(self, index: int, verdict: DeliveryReport | bool) -> None:
-        with self._lock:
-            if self.closed or self.verdicts[index] is not None:
-                return  # a late report of an earlier call: that call already answered
-            self.verdicts[index] = verdict
-            self._remaining -= 1
-            if self._remaining == 0:
-                self.done.set()
+        # Delivery callbacks run in whichever thread polls; next() on a count is one atomic
+        # step under the GIL, so the last verdict is seen exactly once without a lock.
+        self._settled = itertools.count()
+        self._last = len(events) - 1
+        self._finished = finished
+        self.done = not events
 
     def fail(self, index: int, report: DeliveryReport) -> None:
         """A failure known before the message was queued."""
-        self._settle(index, report)
+        self.verdicts[index] = report
+        if next(self._settled) == self._last:
+            self.done = True
+            self._finished()
 
     def on_delivery(self, index: int, error: KafkaError | None, message: Any) -> None:
         """librdkafka's delivery report for the message of event ``index``."""
-        if error is None:
-            self._settle(index, True)
-        else:
-            self._settle(index, _failure(self.events[index].id, error))
+        self.verdicts[index] = True if error is None else _failure(self.events[index].id, error)
+        if next(self._settled) == self._last:
+            self.done = True
+            self._finished()
 
     def close(self, missing: str) -> list[DeliveryReport]:
         """One report per event, in order; an event without a verdict failed (``missing``)."""
-        with self._lock:
-            self.closed = True
         reports: list[DeliveryReport] = []
         append = reports.append
         for event, verdict in zip(self.events, self.verdicts, strict=True):
@@ -132,6 +137,28 @@ class _Batch:
             else:
                 append(DeliveryReport(event.id, False, missing, True))
         return reports
+
+
+class _Pending:
+    """A batch on its way (``PendingPublish``): ``reports`` waits for its verdicts."""
+
+    __slots__ = ("_batch", "_deadline", "_publisher", "_wait")
+
+    def __init__(
+        self, publisher: KafkaEventPublisher, batch: _Batch, deadline: float, wait: float
+    ) -> None:
+        self._publisher = publisher
+        self._batch = batch
+        self._deadline = deadline
+        self._wait = wait
+
+    def reports(self) -> list[DeliveryReport]:
+        """One report per event, in order, once the verdicts are in or the deadline passed."""
+        self._publisher._await_reports(self._batch, self._deadline)
+        return self._batch.close(
+            f"no acknowledgement from the broker within {self._wait * 1000:.0f} ms; the "
+            "message may still be written later (then it is a duplicate with the same event id)"
+        )
 
 
 def _failure(event_id: str, error: KafkaError) -> DeliveryReport:
@@ -178,6 +205,17 @@ class KafkaEventPublisher:
         self._closed = False
         self._topics: dict[str, str | None] = {}
         self._producer: Any = self._new_producer()
+        # Who serves the producer's reports (``poll``): one thread at a time, normally a
+        # ``publish`` waiting for its batch; ``_polling`` is that role, guarded by ``_turn``.
+        self._turn = threading.Condition(threading.Lock())
+        self._polling = False
+        self._producing = 0  # publish calls queueing, or waiting to (guarded by _turn)
+        self._unfinished = 0  # batches with verdicts still to come (guarded by _turn)
+        # One publish queues its messages at a time: each call's messages then reach
+        # librdkafka in one burst and leave in few produce requests, and the calls of
+        # several threads take turns instead of all finishing late together.
+        self._queueing = threading.Lock()
+        self._stopping = threading.Event()
         self._poller = threading.Thread(
             target=self._poll_forever, name="user-engine-kafka-delivery", daemon=True
         )
@@ -187,7 +225,7 @@ class KafkaEventPublisher:
     def _producer_config(self) -> dict[str, Any]:
         settings = self.settings
         config: dict[str, Any] = {
-            "linger.ms": 1,
+            "linger.ms": 5,
             "client.id": "user-engine-relay",
         }
         config.update(settings.producer)
@@ -237,8 +275,32 @@ class KafkaEventPublisher:
         old.poll(0)
 
     def _poll_forever(self) -> None:
-        while not self._closed:
-            self._producer.poll(0.1)
+        """Serve what arrives while no ``publish`` waits (late reports of a batch that timed
+        out, errors, librdkafka's log lines); a waiting ``publish`` polls for itself."""
+        while not self._stopping.wait(_IDLE_POLL_INTERVAL):
+            if self._take_turn():
+                try:
+                    self._producer.poll(0)
+                finally:
+                    self._end_turn()
+
+    def _take_turn(self) -> bool:
+        """Become the thread that polls, unless another one is."""
+        with self._turn:
+            if self._polling:
+                return False
+            self._polling = True
+            return True
+
+    def _end_turn(self) -> None:
+        with self._turn:
+            self._polling = False
+            self._turn.notify_all()  # a waiting publish takes over
+
+    def _batch_finished(self) -> None:
+        with self._turn:
+            self._unfinished -= 1
+            self._turn.notify_all()  # its publish may be waiting while another thread polls
 
     # -- the port ---------------------------------------------------------------------------
     def publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> list[DeliveryReport]:
@@ -248,6 +310,11 @@ class KafkaEventPublisher:
         then is reported failed (retriable). Raises ``ValidationError`` for a bad
         ``timeout`` and ``ConfigurationError`` if the publisher is closed.
         """
+        return self.begin_publish(events, timeout=timeout).reports()
+
+    def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> _Pending:
+        """Produce every event and return at once; ``reports()`` of the result waits for the
+        verdicts (``PipelinedEventPublisher``). Raises as ``publish`` does."""
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValidationError(
                 "publish timeout must be a positive number of seconds",
@@ -268,24 +335,31 @@ class KafkaEventPublisher:
             self._replace_fatal_producer()
         wait = min(float(timeout), self.settings.message_timeout_ms / 1000)
         deadline = time.monotonic() + wait
-        batch = _Batch(events)
-        self._produce(batch)
-        self._await_reports(batch, deadline)
-        return batch.close(
-            f"no acknowledgement from the broker within {wait * 1000:.0f} ms; the message may "
-            "still be written later (then it is a duplicate with the same event id)"
-        )
+        batch = _Batch(events, self._batch_finished)
+        with self._turn:
+            self._producing += 1
+            self._unfinished += not batch.done
+        try:
+            with self._queueing:
+                self._produce(batch)
+                self._send_now(batch, deadline)
+        finally:
+            with self._turn:
+                self._producing -= 1
+        return _Pending(self, batch, deadline, wait)
 
     def _produce(self, batch: _Batch) -> None:
-        """Encode every event, then queue the messages back to back.
-
-        Encoding first makes the messages of a call reach librdkafka in one burst, so they
-        travel in few, full produce requests (the broker's cost is mostly per request)."""
+        """Encode each event and queue its message at once (the encoded parts are freed
+        right away instead of piling up for the whole batch); ``linger.ms`` gathers the
+        messages of a call into few, full produce requests (the broker's cost is mostly per
+        request)."""
         source = self.settings.source
         limit = self.settings.max_message_bytes
         topics = self._topics
+        produce = self._producer.produce
+        on_delivery = batch.on_delivery
+        partial = functools.partial
         stopped: set[str] = set()
-        queued: list[tuple[int, str, EncodedEvent]] = []
         for index, event in enumerate(batch.events):
             if stopped and event.aggregate_id in stopped:
                 batch.fail(index, _held_back(event))
@@ -293,7 +367,6 @@ class KafkaEventPublisher:
             topic = topics.get(event.event_type, "")
             if topic == "":
                 topic = self._topic(event.event_type)
-            failure: DeliveryReport | None = None
             if topic is None:
                 failure = DeliveryReport(
                     event.id, False, "the event type does not make a valid topic name", False
@@ -308,38 +381,18 @@ class KafkaEventPublisher:
                         too_large = f"message of {encoded.size} bytes exceeds max_message_bytes"
                         failure = DeliveryReport(event.id, False, f"{too_large} ({limit})", False)
                     else:
-                        queued.append((index, topic, encoded))
-            if failure is not None:
-                stopped.add(event.aggregate_id)
-                batch.fail(index, failure)
-        self._queue(batch, queued)
-
-    def _queue(self, batch: _Batch, queued: list[tuple[int, str, EncodedEvent]]) -> None:
-        produce = self._producer.produce
-        on_delivery = batch.on_delivery
-        events = batch.events
-        stopped: set[str] = set()
-        for index, topic, encoded in queued:
-            event = events[index]
-            if stopped and event.aggregate_id in stopped:
-                batch.fail(index, _held_back(event))
-                continue
-            try:
-                produce(
-                    topic,
-                    value=encoded.value,
-                    key=encoded.key,
-                    headers=encoded.headers,
-                    on_delivery=functools.partial(on_delivery, index),
-                )
-            except BufferError:
-                failure = DeliveryReport(
-                    event.id, False, "the producer queue is full (broker slow or down)", True
-                )
-            except KafkaException as error:
-                failure = _failure(event.id, error.args[0])
-            else:
-                continue
+                        try:
+                            # Positional: topic, value, key, partition (-1: the partitioner
+                            # chooses), on_delivery, its alias, timestamp (0: now), headers.
+                            # Keywords cost about a microsecond more per message.
+                            callback = partial(on_delivery, index)
+                            produce(topic, encoded.value, encoded.key, -1, callback, None, 0,
+                                    encoded.headers)  # fmt: skip
+                            continue
+                        except BufferError:
+                            failure = DeliveryReport(event.id, False, _QUEUE_FULL, True)
+                        except KafkaException as error:
+                            failure = _failure(event.id, error.args[0])
             stopped.add(event.aggregate_id)
             batch.fail(index, failure)
 
@@ -353,9 +406,50 @@ class KafkaEventPublisher:
             self._topics[event_type] = topic
         return topic
 
+    def _send_now(self, batch: _Batch, deadline: float) -> None:
+        """Send the batch's last messages now rather than after ``linger.ms`` if it is the
+        only one on its way and no other call is queueing or about to (else their messages
+        join the same produce requests, and this batch's verdicts are not awaited first).
+
+        Called while holding ``_queueing``, so no other call's messages are queued while
+        librdkafka's "send at once" flag is up (they would leave in small requests). Only
+        ``flush`` raises that flag; it holds it while it polls, so this thread takes the
+        polling turn meanwhile, and ``flush(0)`` drops it before the sending thread looks."""
+        with self._turn:
+            if self._producing > 1 or self._unfinished != 1 or self._polling or batch.done:
+                return
+            self._polling = True
+        try:
+            self._producer.flush(min(_SEND_NOW_FOR, max(0.0, deadline - time.monotonic())))
+        finally:
+            self._end_turn()
+
     def _await_reports(self, batch: _Batch, deadline: float) -> None:
-        """Wait until every report is in or the deadline passes (the poll thread fills them)."""
-        batch.done.wait(max(0.0, deadline - time.monotonic()))
+        """Wait until every report is in or the deadline passes.
+
+        The waiting thread serves the reports itself (``poll`` runs the delivery callbacks
+        in the calling thread), so no other thread has to run first and then wake it. When
+        several calls wait at once, one of them polls for all (it holds the turn); each
+        other one sleeps until its batch is complete or the turn is free, then takes it."""
+        turn = self._turn
+        with turn:
+            while self._polling and not batch.done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                turn.wait(left)
+            if batch.done:
+                return
+            self._polling = True
+        try:
+            poll = self._producer.poll
+            while not batch.done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                poll(min(left, _POLL_SLICE))
+        finally:
+            self._end_turn()
 
     def pending_messages(self) -> int:
         """Messages queued or in flight in the producer (for diagnostics and tests)."""
@@ -370,6 +464,7 @@ class KafkaEventPublisher:
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         self._poller.join()
         remaining = self._producer.flush(timeout)
         if remaining:

@@ -220,22 +220,19 @@ def audit_record(row: Row) -> AuditRecord:
     )
 
 
+_EVENT_STATUSES = {status.value: status for status in EventStatus}
+
+
 def event(row: Row) -> OutboxEvent:
-    """An ``OutboxEvent`` from an ``EVENT_COLUMNS`` row."""
+    """An ``OutboxEvent`` from an ``EVENT_COLUMNS`` row (the columns in field order).
+
+    Positional, and the status by a dict lookup (``EventStatus(...)`` is the slow path of an
+    enum): a claim builds hundreds of these at a time."""
+    status = _EVENT_STATUSES.get(row[11]) or EventStatus(row[11])
     return OutboxEvent(
-        id=row[0],
-        event_type=row[1],
-        aggregate_type=row[2],
-        aggregate_id=row[3],
-        tenant_id=row[4],
-        occurred_at=row[5],
-        payload=row[6],
-        sequence=row[7],
-        attempts=row[8],
-        last_error=row[9],
-        available_at=row[10],
-        status=EventStatus(row[11]),
-    )
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+        status,
+    )  # fmt: skip
 
 
 # dataclasses.replace inspects the fields on every call; on the write path these direct

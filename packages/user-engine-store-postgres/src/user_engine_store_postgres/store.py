@@ -421,12 +421,16 @@ class PostgresStore:
     def claim_events(self, *, limit: int, lease: timedelta, now: datetime) -> list[ClaimedEvent]:
         """Lease the oldest claimable events, a prefix per aggregate, in one statement.
 
-        ``candidate`` takes pending events that are due, not under a live lease and with no
-        earlier blocked (leased or retry-waiting) event of their aggregate, oldest first,
-        locking them with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for
-        each other. SKIP LOCKED also hides events another claimer is taking right now, and
-        a concurrent claim committed after this statement's snapshot is seen only by the
-        row locks, not by the NOT EXISTS. So ``linked``/``claimable`` keep an event only if
+        ``candidate`` takes pending events that are due, not under a live lease and whose
+        aggregate's first pending event (one probe of the per-aggregate index) is not an
+        earlier event under a live lease or waiting for a retry, oldest first, locking them
+        with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for each other.
+        Leases go out as prefixes and a release puts back the rest of its aggregate, so a
+        blocked aggregate's first pending event is nearly always the blocked one; the rare
+        others (a later event whose retry falls due after the first's) are caught below.
+        SKIP LOCKED also hides events another claimer is taking right now, and a concurrent
+        claim committed after this statement's snapshot is seen only by the row locks, not
+        by the NOT EXISTS. So ``linked``/``claimable`` keep an event only if
         its aggregate's previous pending event (one backward probe of the per-aggregate
         index) is the previous candidate, all the way from the aggregate's first pending
         event: each aggregate goes out as a prefix, in order, and two claimers never hold
@@ -439,7 +443,9 @@ class PostgresStore:
         ever-churning table is low, which it usually is (a drained outbox was analysed
         empty). So the claim's transaction turns sorting off (``_CLAIM_SETUP_SQL``): only
         the ordered walk needs no sort. The UPDATE finds the candidates by ``ctid`` (they
-        cannot move: the statement holds their row locks), not by a primary key probe.
+        cannot move: the statement holds their row locks), not by a primary key probe. No
+        index depends on the lease columns and the table leaves room on its pages (migration
+        0004), so the UPDATE is a HOT update: no new index entries, little WAL.
         """
         if limit <= 0:
             return []
@@ -656,11 +662,15 @@ WITH candidate AS (
       AND (e.available_at IS NULL OR e.available_at <= %(now)s)
       AND (e.lease_token IS NULL OR e.lease_expires_at <= %(now)s)
       AND NOT EXISTS (
-          SELECT 1 FROM {S}.outbox_events b
-          WHERE b.aggregate_id = e.aggregate_id AND b.sequence < e.sequence
-            AND b.status = 'pending' AND (b.lease_token IS NOT NULL OR b.available_at IS NOT NULL)
-            AND ((b.available_at IS NOT NULL AND b.available_at > %(now)s)
-                 OR (b.lease_token IS NOT NULL AND b.lease_expires_at > %(now)s)))
+          SELECT 1 FROM (
+              SELECT f.sequence, f.available_at, f.lease_token, f.lease_expires_at
+              FROM {S}.outbox_events f
+              WHERE f.aggregate_id = e.aggregate_id AND f.status = 'pending'
+              ORDER BY f.sequence LIMIT 1
+          ) first
+          WHERE first.sequence < e.sequence
+            AND ((first.available_at IS NOT NULL AND first.available_at > %(now)s)
+                 OR (first.lease_token IS NOT NULL AND first.lease_expires_at > %(now)s)))
     ORDER BY e.sequence
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

@@ -25,6 +25,7 @@ SCHEMA_VERSIONS: Final[tuple[SchemaVersion, ...]] = (
     SchemaVersion(1, "initial: every record kind, audit log, outbox"),
     SchemaVersion(2, "profile_inputs: a profile resolution's reads as one statement"),
     SchemaVersion(3, "profile generations: a store caches the shared profile layers"),
+    SchemaVersion(4, "outbox_hot_leases: taking a lease on an outbox event writes no index"),
 )
 
 LATEST_SCHEMA_VERSION: Final[int] = SCHEMA_VERSIONS[-1].number

@@ -52,6 +52,8 @@ __all__ = [
     "IdentityVerifier",
     "MembershipExporter",
     "OperationRecorder",
+    "PendingPublish",
+    "PipelinedEventPublisher",
     "Readiness",
     "SecretStore",
     "StoreCapability",
@@ -524,6 +526,32 @@ class EventPublisher(Protocol):
 
     def close(self) -> None:
         """Flush and release resources. Idempotent."""
+        ...
+
+
+class PendingPublish(Protocol):
+    """Events handed to ``PipelinedEventPublisher.begin_publish``, on their way."""
+
+    def reports(self) -> list[DeliveryReport]:
+        """Wait for the broker's verdicts and return one report per event, in order, as
+        ``publish`` does; the wait ends ``timeout`` (of ``begin_publish``) after it began.
+        Call it once."""
+        ...
+
+
+class PipelinedEventPublisher(EventPublisher, Protocol):
+    """An ``EventPublisher`` that lets one thread keep several batches on their way: the
+    relay sends the next batch while the broker works on the previous one, with no thread
+    per batch. The ``EventPublisher`` clauses hold for each batch; the relay never has
+    events of one aggregate in two batches at once (its claims are disjoint).
+    """
+
+    def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> PendingPublish:
+        """Queue the events for the broker and return without waiting for verdicts.
+
+        ``publish(events, timeout=t)`` is ``begin_publish(events, timeout=t).reports()``.
+        Raises what ``publish`` raises for bad arguments.
+        """
         ...
 
 

@@ -1,7 +1,8 @@
 """The outbox relay: claim a batch, publish it, ack what was delivered, release what failed.
 
 Adapter-neutral: it talks only to the ``UserEngineStore`` outbox contract and an
-``EventPublisher``. ``user-engine relay`` runs it; applications may run it in a thread.
+``EventPublisher`` (a ``PipelinedEventPublisher`` lets one thread keep several batches on
+their way). ``user-engine relay`` runs it; applications may run it in a thread.
 
 Why it keeps order per aggregate (the argument, in three steps; docs/events.md has the
 long form):
@@ -28,18 +29,28 @@ and is claimed by the next claim.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from user_engine.domain import ClaimedEvent, OutboxEvent, RetryPolicy
 from user_engine.errors import StoreUnavailableError, ValidationError
-from user_engine.ports import Clock, DeliveryReport, EventPublisher, Telemetry, UserEngineStore
+from user_engine.ports import (
+    Clock,
+    DeliveryReport,
+    EventPublisher,
+    PendingPublish,
+    PipelinedEventPublisher,
+    Telemetry,
+    UserEngineStore,
+)
 from user_engine.runtime import SystemClock
 
 __all__ = [
@@ -75,9 +86,11 @@ class RelaySettings:
     """How the relay works. Every duration is positive; the lease outlives a publish.
 
     :param batch_size: most events claimed (and published) at once, per lane.
-    :param lanes: batches in flight at once. Each lane claims, publishes and settles its own
-        batch, exactly like a separate relay (the store's claim gives lanes disjoint
-        aggregates), so one lane encodes and produces while another waits for the broker.
+    :param lanes: batches in flight at once. Each is claimed exactly like by a separate relay
+        (the store's claim gives them disjoint aggregates), so the relay encodes and produces
+        one while the broker works on another. With a ``PipelinedEventPublisher`` one thread
+        keeps them all going; otherwise each lane is a thread that claims, publishes and
+        settles its own batch.
     :param lease: how long a claim holds its events; a relay that dies holding them frees
         them after this long. Must exceed twice ``publish_timeout`` so a live relay settles
         its batch long before its lease can expire.
@@ -278,27 +291,69 @@ class Relay:
         then stay leased until their lease expires, and are claimed again). If the thread is
         interrupted (``KeyboardInterrupt``) while publishing, the batch is released first.
         """
-        settings = self.settings
-        claimed = self.store.claim_events(
-            limit=settings.batch_size, lease=settings.lease, now=self.clock.now()
-        )
+        claimed = self._claim()
         if not claimed:
             return BatchOutcome()
         events = [item.event for item in claimed]
         try:
-            reports = self.publisher.publish(events, timeout=settings.publish_timeout)
+            reports = self.publisher.publish(events, timeout=self.settings.publish_timeout)
         except Exception as error:
-            # A publisher should report failures, not raise; treat a raise as an outage of
-            # the whole batch so nothing is lost and nothing counts towards dead-lettering.
-            logger.error("event publisher raised %s; releasing the batch", type(error).__name__)
-            reports = [
-                DeliveryReport(e.id, False, f"publisher raised {type(error).__name__}", True)
-                for e in events
-            ]
+            reports = self._raised(events, error)
         except BaseException:
-            # Interrupted (second Ctrl-C / SIGTERM): give the batch back before leaving.
-            self._release(claimed, "relay interrupted while publishing", self._transient_policy)
+            self._interrupted([claimed])
             raise
+        return self._settled(claimed, reports)
+
+    def _claim(self) -> list[ClaimedEvent]:
+        settings = self.settings
+        return self.store.claim_events(
+            limit=settings.batch_size, lease=settings.lease, now=self.clock.now()
+        )
+
+    def _begin(
+        self, publisher: PipelinedEventPublisher, claimed: list[ClaimedEvent]
+    ) -> PendingPublish | list[DeliveryReport]:
+        """Hand a claimed batch to the publisher; the reports at once if it raised."""
+        events = [item.event for item in claimed]
+        try:
+            return publisher.begin_publish(events, timeout=self.settings.publish_timeout)
+        except Exception as error:
+            return self._raised(events, error)
+
+    def _finish(
+        self, claimed: list[ClaimedEvent], begun: PendingPublish | list[DeliveryReport]
+    ) -> BatchOutcome:
+        """Wait for the reports of a batch handed over by ``_begin`` and settle it."""
+        if isinstance(begun, list):
+            reports = begun
+        else:
+            try:
+                reports = begun.reports()
+            except Exception as error:
+                reports = self._raised([item.event for item in claimed], error)
+            except BaseException:
+                self._interrupted([claimed])
+                raise
+        return self._settled(claimed, reports)
+
+    def _raised(self, events: Sequence[OutboxEvent], error: Exception) -> list[DeliveryReport]:
+        # A publisher should report failures, not raise; treat a raise as an outage of the
+        # whole batch so nothing is lost and nothing counts towards dead-lettering.
+        logger.error("event publisher raised %s; releasing the batch", type(error).__name__)
+        text = f"publisher raised {type(error).__name__}"
+        return [DeliveryReport(e.id, False, text, True) for e in events]
+
+    def _interrupted(self, batches: Iterable[Sequence[ClaimedEvent]]) -> None:
+        """Interrupted (second Ctrl-C / SIGTERM) while publishing: give the batches back
+        before leaving (what was produced may still be written: a duplicate, same id)."""
+        for claimed in batches:
+            with contextlib.suppress(StoreUnavailableError):  # else the lease expires
+                self._release(claimed, "relay interrupted while publishing", self._transient_policy)
+
+    def _settled(
+        self, claimed: Sequence[ClaimedEvent], reports: Sequence[DeliveryReport]
+    ) -> BatchOutcome:
+        events = [item.event for item in claimed]
         outcome = self._settle(claimed, self._checked(events, reports))
         with self._totals_lock:
             self.totals.add(outcome)
@@ -402,7 +457,11 @@ class Relay:
         Events waiting for a retry are not waited for. Returns the running totals.
         """
         halt = stop or threading.Event()
-        self._in_lanes(halt, self._drain_lane)
+        pipelined = self._pipelined()
+        if pipelined is not None:
+            self._pipeline(pipelined, halt, drain=True)
+        else:
+            self._in_lanes(halt, self._drain_lane)
         self.report_progress(force=True)
         return self.totals
 
@@ -415,7 +474,7 @@ class Relay:
                 return
 
     def run(self, stop: threading.Event) -> RelayTotals:
-        """Relay until ``stop`` is set; every lane settles the batch in hand first.
+        """Relay until ``stop`` is set; every batch in flight is settled first.
 
         Idle, it waits on ``store.wait_for_events`` (``LISTEN/NOTIFY`` with PostgreSQL) and
         polls every ``poll_interval`` in case a wake-up was missed. After a batch that
@@ -423,7 +482,11 @@ class Relay:
         a down broker is not hammered. A store failure is retried with backoff; past
         ``store_outage_limit`` seconds ``RelayStoreOutage`` is raised.
         """
-        self._in_lanes(stop, self._run_lane)
+        pipelined = self._pipelined()
+        if pipelined is not None:
+            self._pipeline(pipelined, stop, drain=False)
+        else:
+            self._in_lanes(stop, self._run_lane)
         self.report_progress(force=True)
         return self.totals
 
@@ -498,6 +561,114 @@ class Relay:
             outages = 0
             if outcome.claimed == 0:
                 self._wait_for_events(stop)
+
+    def _pipelined(self) -> PipelinedEventPublisher | None:
+        """The publisher, if it can keep several batches on their way from one thread."""
+        publisher = self.publisher
+        if callable(getattr(publisher, "begin_publish", None)):
+            return cast(PipelinedEventPublisher, publisher)
+        return None
+
+    def _pipeline(
+        self, publisher: PipelinedEventPublisher, stop: threading.Event, *, drain: bool
+    ) -> None:
+        """The lanes in one thread: up to ``lanes`` batches on their way, oldest settled first.
+
+        Each step tops the pipeline up with a claim (handed to the publisher at once), or
+        else settles the oldest batch; so while the broker works on one batch, this thread
+        claims, encodes and produces the next, and no thread waits for another to be
+        scheduled. Claims are disjoint like those of separate relays, so the batches never
+        share an aggregate. ``drain`` ends once a claim finds nothing while nothing else is
+        on its way (or a batch was an outage) and every batch is settled; otherwise it runs
+        like ``_run_lane`` until ``stop``. On an error it settles the batches on their way,
+        then raises; interrupted, it releases them at once.
+        """
+        settings = self.settings
+        in_flight: deque[tuple[list[ClaimedEvent], PendingPublish | list[DeliveryReport]]]
+        in_flight = deque()
+        failures = 0  # outages and store failures in a row: the backoff's exponent
+        store_down_since: float | None = None
+        resume_at = 0.0  # no claim before this (backing off)
+        exhausted = False  # drain: nothing more to claim now
+        nothing_new = False  # the last claim found nothing: settle, then look again
+
+        def store_failed(error: StoreUnavailableError) -> None:
+            nonlocal failures, store_down_since, resume_at
+            now = time.monotonic()
+            store_down_since = store_down_since or now
+            down_for = now - store_down_since
+            logger.warning("store unavailable for %.0fs: %s", down_for, error.code)
+            if down_for >= settings.store_outage_limit:
+                raise RelayStoreOutage(
+                    f"the store stayed unreachable for {down_for:.0f}s; giving up so a "
+                    "supervisor can restart the relay",
+                ) from error
+            failures += 1
+            resume_at = now + self._backoff(failures)
+
+        try:
+            while True:
+                if (
+                    len(in_flight) < settings.lanes
+                    and not (exhausted or stop.is_set() or (nothing_new and in_flight))
+                    and time.monotonic() >= resume_at
+                ):
+                    try:
+                        claimed = self._claim()
+                    except StoreUnavailableError as error:
+                        if drain:
+                            raise
+                        store_failed(error)
+                    else:
+                        store_down_since = None
+                        if claimed:
+                            in_flight.append((claimed, self._begin(publisher, claimed)))
+                            continue
+                        # Nothing claimable now; with batches on their way, their
+                        # aggregates may have more once they are settled.
+                        nothing_new = True
+                        exhausted = drain and not in_flight
+                if in_flight:
+                    batch, begun = in_flight.popleft()
+                    try:
+                        outcome = self._finish(batch, begun)
+                    except StoreUnavailableError as error:
+                        if drain:
+                            raise
+                        store_failed(error)
+                        continue
+                    self.report_progress()
+                    if outcome.outage:
+                        exhausted = exhausted or drain
+                        failures += 1
+                        delay = self._backoff(failures)
+                        logger.warning(
+                            "no event of the last batch was delivered (%d released); "
+                            "retrying in %.1fs",
+                            outcome.retried,
+                            delay,
+                        )
+                        resume_at = time.monotonic() + delay
+                    elif store_down_since is None:
+                        failures = 0
+                    if not in_flight and not exhausted:
+                        nothing_new = False  # look again now that everything is settled
+                    continue
+                if exhausted or stop.is_set():
+                    return
+                if nothing_new:
+                    self._wait_for_events(stop)  # idle
+                    nothing_new = False
+                else:
+                    stop.wait(max(0.0, resume_at - time.monotonic()))  # backing off
+        except Exception:
+            for batch, begun in in_flight:
+                with contextlib.suppress(StoreUnavailableError):  # else the lease expires
+                    self._finish(batch, begun)
+            raise
+        except BaseException:
+            self._interrupted(batch for batch, _ in in_flight)
+            raise
 
     def _wait_for_events(self, stop: threading.Event) -> None:
         try:
