@@ -14,7 +14,8 @@ Limits measured in the same run, on the same server and tables:
   against the statement the store sends for them (``user_engine.profile_snapshot``, one
   call) sent by hand: "raw same reads".
 - **flat with size**: both figures at 10k and at 1M users (``--quick``: 10k and 100k); the
-  large database's cost must stay within 1.3x of the small one's.
+  large database's cost must stay within 1.3x of the small one's. Both databases are
+  measured in the same rounds, so a drift of the machine's speed falls on both.
 
 The server is an embedded PostgreSQL with default durability (fsync on), in a temporary
 directory, seeded server-side with generate_series (1M users in well under a minute).
@@ -316,50 +317,63 @@ def throughput(operations: list[Callable[[], None]], seconds: float) -> float:
     return sum(done) / (time.perf_counter() - started)
 
 
-def measure(bench: Bench, seconds: float, rounds: int) -> dict[str, float]:
-    """Median rates, ours and limits interleaved round by round (damps a noisy neighbour)."""
-    samples: dict[str, list[float]] = {}
+def bench_steps(
+    bench: Bench, stack: contextlib.ExitStack
+) -> list[tuple[str, list[Callable[[], None]]]]:
+    """Every measured step of one database, warmed up (connections closed by ``stack``)."""
+    raw = stack.enter_context(raw_connections(bench.admin_dsn, 4, autocommit=False))
+    reader = stack.enter_context(raw_connections(bench.admin_dsn, 1, autocommit=True))
+    runtime = stack.enter_context(raw_connections(bench.runtime_dsn, 1, autocommit=True))
+    for _ in range(3):  # warm up: pool, prepared statements, catalog cache
+        bench.store_mutation()
+        bench.raw_mutation(raw[0])
+        bench.store_resolution()
+    for n in range(1, TENANTS + 1):  # a user of every tenant: the store's copies
+        bench.store_reads(f"u{n}")
 
-    def sample(name: str, value: float) -> None:
-        samples.setdefault(name, []).append(value)
+    def raw_pipelined() -> None:
+        raw[0].autocommit = True  # the pipeline sends BEGIN/COMMIT itself
+        try:
+            bench.raw_mutation_pipelined(raw[0])
+        finally:
+            raw[0].autocommit = False
 
-    with (
-        raw_connections(bench.admin_dsn, 4, autocommit=False) as raw,
-        raw_connections(bench.admin_dsn, 1, autocommit=True) as reader,
-        raw_connections(bench.runtime_dsn, 1, autocommit=True) as runtime,
-    ):
-        for _ in range(3):  # warm up: pool, prepared statements, catalog cache
-            bench.store_mutation()
-            bench.raw_mutation(raw[0])
-            bench.store_resolution()
-        for n in range(1, TENANTS + 1):  # a user of every tenant: the store's copies
-            bench.store_reads(f"u{n}")
+    steps: list[tuple[str, list[Callable[[], None]]]] = []
+    for n in (1, 4):
+        steps.append((f"store write x{n}", [bench.store_mutation] * n))
+        steps.append((f"raw write x{n}", [lambda c=c: bench.raw_mutation(c) for c in raw[:n]]))
+    steps += [
+        ("raw pipelined write x1", [raw_pipelined]),
+        ("store reads", [bench.store_reads]),
+        ("store resolution", [bench.store_resolution]),
+        ("raw pk read", [lambda: bench.raw_pk_read(reader[0])]),
+        ("raw same reads", [lambda: bench.raw_same_reads(runtime[0])]),
+    ]
+    return steps
 
-        def raw_pipelined() -> None:
-            raw[0].autocommit = True  # the pipeline sends BEGIN/COMMIT itself
-            try:
-                bench.raw_mutation_pipelined(raw[0])
-            finally:
-                raw[0].autocommit = False
 
-        steps: list[tuple[str, list[Callable[[], None]]]] = []
-        for n in (1, 4):
-            steps.append((f"store write x{n}", [bench.store_mutation] * n))
-            steps.append((f"raw write x{n}", [lambda c=c: bench.raw_mutation(c) for c in raw[:n]]))
-        steps += [
-            ("raw pipelined write x1", [raw_pipelined]),
-            ("store reads", [bench.store_reads]),
-            ("store resolution", [bench.store_resolution]),
-            ("raw pk read", [lambda: bench.raw_pk_read(reader[0])]),
-            ("raw same reads", [lambda: bench.raw_same_reads(runtime[0])]),
+def measure(benches: list[Bench], seconds: float, rounds: int) -> dict[int, dict[str, float]]:
+    """Median rates per database size, every step of every database in every round.
+
+    Every round runs every step, in reverse order every other round: a neighbour's burst of
+    load (this is a shared 2-core machine) or the tables' growth then falls on ours and the
+    limits, and on the small and the large database, alike; the median drops the rounds it
+    spoiled.
+    """
+    samples: dict[tuple[int, str], list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        steps = [
+            (bench.users, name, operations)
+            for bench in benches
+            for name, operations in bench_steps(bench, stack)
         ]
-        # Every round runs every step, in reverse order every other round: a neighbour's
-        # burst of load (this is a shared 2-core machine) or the tables' growth then falls
-        # on ours and the limits alike, and the median drops the rounds it spoiled.
         for round_number in range(rounds):
-            for name, operations in steps if round_number % 2 == 0 else reversed(steps):
-                sample(name, throughput(operations, seconds))
-    return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+            for users, name, operations in steps if round_number % 2 == 0 else reversed(steps):
+                samples.setdefault((users, name), []).append(throughput(operations, seconds))
+    results: dict[int, dict[str, float]] = {}
+    for (users, name), values in samples.items():
+        results.setdefault(users, {})[name] = sorted(values)[len(values) // 2]
+    return results
 
 
 def main() -> None:
@@ -383,13 +397,15 @@ def main() -> None:
         roles = DatabaseRoles("bench_owner", "owner-pw", "bench_app", "app-pw")
         ensure_roles(server.dsn, roles)
         trips = 0
-        for users in sizes:
-            bench = Bench(server, roles, users)
-            try:
-                notes.append(f"{users:,} users seeded in {bench.seed_seconds:.1f} s")
-                results[users] = measure(bench, seconds, rounds)
-                trips = max(trips, bench.resolution_round_trips())
-            finally:
+        benches: list[Bench] = []
+        try:
+            for users in sizes:
+                benches.append(Bench(server, roles, users))
+                notes.append(f"{users:,} users seeded in {benches[-1].seed_seconds:.1f} s")
+            results = measure(benches, seconds, rounds)
+            trips = max(bench.resolution_round_trips() for bench in benches)
+        finally:
+            for bench in benches:
                 bench.close()
     finally:
         server.stop()
