@@ -74,9 +74,9 @@ class SharedLayers:
         parse: Callable[[Sequence[Any]], list[CatalogVersion]],
     ) -> list[CatalogVersion]:
         """The current catalogs from a ``profile_snapshot`` answer's ``catalogs`` entry."""
-        items = _current(answer, offered, parse)
-        if answer is not None and answer[2] is not None:
-            self._catalogs = Copy(answer[1], items)
+        items, fresh = _current(answer, offered, parse)
+        if fresh is not None:
+            self._catalogs = fresh
         return list(items)
 
     def application(
@@ -86,9 +86,9 @@ class SharedLayers:
         parse: Callable[[Sequence[Any]], list[ProfileValue]],
     ) -> tuple[ProfileValue, ...]:
         """The application defaults from an answer's ``application`` entry."""
-        items = _current(answer, offered, parse)
-        if answer is not None and answer[2] is not None:
-            self._application = Copy(answer[1], items)
+        items, fresh = _current(answer, offered, parse)
+        if fresh is not None:
+            self._application = fresh
         return items
 
     def tenant(
@@ -99,14 +99,14 @@ class SharedLayers:
         parse: Callable[[Sequence[Any]], list[ProfileValue]],
     ) -> tuple[ProfileValue, ...]:
         """A tenant's defaults from an answer's ``tenant:<id>`` entry."""
-        items = _current(answer, offered, parse)
-        if answer is not None and answer[2] is not None:
+        items, fresh = _current(answer, offered, parse)
+        if fresh is not None:
             with self._lock:
                 tenants = self._tenants
                 tenants.pop(tenant_id, None)  # re-inserted last: the oldest copies go first
                 if len(tenants) >= MAX_TENANTS:
                     del tenants[next(iter(tenants))]
-                tenants[tenant_id] = Copy(answer[1], items)
+                tenants[tenant_id] = fresh
         return items
 
     def clear(self) -> None:
@@ -121,14 +121,16 @@ def _current(
     answer: Sequence[Any] | None,
     offered: Copy[T] | None,
     parse: Callable[[Sequence[Any]], list[T]],
-) -> tuple[T, ...]:
-    """A layer's items from its answer entry ``[key, generation, content or NULL]``: none
-    when the layer has no row in the scope, the offered copy when the content is NULL (the
-    generation offered is current), else the content parsed."""
+) -> tuple[tuple[T, ...], Copy[T] | None]:
+    """A layer's items from its answer entry ``[key, generation, content or NULL]``, and the
+    copy to keep (None: keep what is kept): no items when the layer has no row in the
+    scope, the offered copy's when the content is NULL (the generation offered is current),
+    else the content parsed, kept with its generation."""
     if answer is None:
-        return ()
+        return (), None
     if answer[2] is None:
         assert offered is not None, "NULL content answers an offered copy only"
         assert offered.generation == answer[1]
-        return offered.items
-    return tuple(parse(answer[2]))
+        return offered.items, None
+    fresh = Copy(answer[1], tuple(parse(answer[2])))
+    return fresh.items, fresh

@@ -525,23 +525,28 @@ class Relay:
         if errors:
             raise errors[0]
 
+    def _store_down(self, error: StoreUnavailableError, since: float | None) -> float:
+        """Note a store failure; return since when the store is down. Raises
+        ``RelayStoreOutage`` once that is ``store_outage_limit`` ago."""
+        now = time.monotonic()
+        since = since or now
+        down_for = now - since
+        logger.warning("store unavailable for %.0fs: %s", down_for, error.code)
+        if down_for >= self.settings.store_outage_limit:
+            raise RelayStoreOutage(
+                f"the store stayed unreachable for {down_for:.0f}s; giving up so a "
+                "supervisor can restart the relay",
+            ) from error
+        return since
+
     def _run_lane(self, stop: threading.Event, reporter: bool) -> None:
-        settings = self.settings
         outages = 0
         store_down_since: float | None = None
         while not stop.is_set():
             try:
                 outcome = self.relay_batch()
             except StoreUnavailableError as error:
-                now = time.monotonic()
-                store_down_since = store_down_since or now
-                down_for = now - store_down_since
-                logger.warning("store unavailable for %.0fs: %s", down_for, error.code)
-                if down_for >= settings.store_outage_limit:
-                    raise RelayStoreOutage(
-                        f"the store stayed unreachable for {down_for:.0f}s; giving up so a "
-                        "supervisor can restart the relay",
-                    ) from error
+                store_down_since = self._store_down(error, store_down_since)
                 outages += 1
                 stop.wait(self._backoff(outages))
                 continue
@@ -594,17 +599,9 @@ class Relay:
 
         def store_failed(error: StoreUnavailableError) -> None:
             nonlocal failures, store_down_since, resume_at
-            now = time.monotonic()
-            store_down_since = store_down_since or now
-            down_for = now - store_down_since
-            logger.warning("store unavailable for %.0fs: %s", down_for, error.code)
-            if down_for >= settings.store_outage_limit:
-                raise RelayStoreOutage(
-                    f"the store stayed unreachable for {down_for:.0f}s; giving up so a "
-                    "supervisor can restart the relay",
-                ) from error
+            store_down_since = self._store_down(error, store_down_since)
             failures += 1
-            resume_at = now + self._backoff(failures)
+            resume_at = time.monotonic() + self._backoff(failures)
 
         try:
             while True:
