@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from user_engine.domain import (
@@ -316,13 +317,17 @@ def _owners(layer: Layer, user: str, tenant: str) -> tuple[str, str]:
         max_size=16,
         unique_by=lambda r: (r[0], r[3], r[4], *_owners(r[0], r[1], r[2])),
     ),
-    tenant=st.sampled_from(["acme", "globex", None]),
+    resolutions=st.lists(
+        st.tuples(st.sampled_from(["u1", "u2"]), st.sampled_from(["acme", "globex", None])),
+        min_size=1,
+        max_size=6,
+    ),
     explain=st.booleans(),
 )
 def test_resolution_matches_the_plain_rules_and_repeats_exactly(
     definitions: dict[tuple[str, str], str | None],
     rows: list[tuple[Layer, str, str, str, str]],
-    tenant: str | None,
+    resolutions: list[tuple[str, str | None]],
     explain: bool,
 ) -> None:
     apps = sorted({app for app, _ in definitions})
@@ -336,20 +341,62 @@ def test_resolution_matches_the_plain_rules_and_repeats_exactly(
               name=name)
         for layer, user, row_tenant, app, name in rows
     ]  # fmt: skip
-    expected = reference_resolution("u1", tenant, catalogs, values, explain)
+    fresh = [catalog(*c.attributes, app=c.application_id) for c in catalogs]
+    # Several users and tenants on the same catalog and value objects (what one of them
+    # derived and kept is reused by the next), each on the same objects twice, then on equal
+    # fresh catalogs.
+    for user, tenant in resolutions:
+        expected = reference_resolution(user, tenant, catalogs, values, explain)
+        for current in (catalogs, catalogs, fresh):
+            profile = resolve_profile(
+                user_id=user, tenant_id=tenant, catalogs=current, values=values, explain=explain
+            )
+            got = {
+                name: (r.layer, r.value, r.version, r.written_by, r.written_at,
+                       r.catalog_version,
+                       tuple((s.layer, s.value, s.version, s.written_by, s.written_at)
+                             for s in r.shadowed))
+                for name, r in profile.attributes.items()
+            }  # fmt: skip
+            assert got == expected
+            assert list(profile.attributes) == list(expected)
+            assert (profile.user_id, profile.tenant_id) == (user, tenant)
 
-    # Twice on the same catalog objects (the second uses what the first derived), then on
-    # equal fresh ones.
-    for current in (catalogs, catalogs, [catalog(*c.attributes, app=c.application_id)
-                                         for c in catalogs]):  # fmt: skip
+
+def test_a_kept_resolution_of_the_shared_layers_is_never_changed_by_a_caller() -> None:
+    catalogs = [catalog(attribute("nickname", "anon"), attribute("theme", "light"))]
+    shared = [value(Layer.TENANT_DEFAULT, "dark", name="theme")]
+    mine = [value(Layer.USER, "Ada", name="nickname"), *shared]
+
+    first = resolve_profile(user_id="u1", tenant_id="acme", catalogs=catalogs, values=mine)
+    assert first.values() == {"crm.nickname": "Ada", "crm.theme": "dark"}
+    first.attributes.clear()  # type: ignore[attr-defined]  # it is a plain dict
+
+    # Another user, the same shared objects: the kept part is intact.
+    other = resolve_profile(user_id="u2", tenant_id="acme", catalogs=catalogs, values=shared)
+    assert other.values() == {"crm.nickname": "anon", "crm.theme": "dark"}
+    again = resolve_profile(user_id="u1", tenant_id="acme", catalogs=catalogs, values=mine)
+    assert again.values() == {"crm.nickname": "Ada", "crm.theme": "dark"}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_user_in_tenant_value_beats_the_user_value_in_either_order(reverse: bool) -> None:
+    catalogs = [catalog(attribute("nickname", "anon"))]
+    rows = [value(Layer.USER_IN_TENANT, "in tenant"), value(Layer.USER, "everywhere")]
+    for _ in range(2):  # the second time on the kept resolution of the shared layers
         profile = resolve_profile(
-            user_id="u1", tenant_id=tenant, catalogs=current, values=values, explain=explain
+            user_id="u1", tenant_id="acme", catalogs=catalogs, values=rows[:: -1 if reverse else 1]
         )
-        got = {
-            name: (r.layer, r.value, r.version, r.written_by, r.written_at, r.catalog_version,
-                   tuple((s.layer, s.value, s.version, s.written_by, s.written_at)
-                         for s in r.shadowed))
-            for name, r in profile.attributes.items()
-        }  # fmt: skip
-        assert got == expected
-        assert list(profile.attributes) == list(expected)
+        assert profile.values() == {"crm.nickname": "in tenant"}
+        assert profile.attributes["crm.nickname"].layer is Layer.USER_IN_TENANT
+
+
+def test_a_user_value_of_an_attribute_without_default_keeps_its_place_in_catalog_order() -> None:
+    catalogs = [catalog(attribute("alpha"), attribute("beta", "b"), attribute("gamma"))]
+    shared = [value(Layer.APPLICATION_DEFAULT, "g", name="gamma")]
+    for _ in range(2):
+        profile = resolve_profile(
+            user_id="u1", tenant_id=None, catalogs=catalogs,
+            values=[value(Layer.USER, "a", name="alpha"), *shared],
+        )  # fmt: skip
+        assert list(profile.attributes) == ["crm.alpha", "crm.beta", "crm.gamma"]

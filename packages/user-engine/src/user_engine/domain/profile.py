@@ -99,7 +99,6 @@ class EffectiveProfile:
 
 _PRECEDENCE = {layer: layer.precedence for layer in Layer}
 _USER_LAYERS = frozenset({Layer.USER_IN_TENANT, Layer.USER})
-_TENANT_LAYERS = frozenset({Layer.USER_IN_TENANT, Layer.TENANT_DEFAULT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,25 +154,121 @@ def resolve_profile(
     newer catalog dropped are ignored. ``values`` may contain rows of any layer for this user
     and tenant; rows for other users or tenants are ignored, so callers may over-fetch.
 
-    What a catalog alone resolves to (its defaults) is derived once per catalog version and
-    shared by every profile (``ResolvedAttribute`` is immutable): a resolution's own work
-    follows the values given, not the size of the catalogs.
+    What a catalog alone resolves to (its defaults) is derived once per catalog version, and
+    what the catalogs and the shared layers (application and tenant defaults) resolve to is
+    kept for as long as the same catalog and value objects come again (``_Bases``); both are
+    immutable, so neither can go stale. A resolution's own work then follows the user's own
+    values, not the size of the catalogs or of the shared layers.
     """
+    catalogs = tuple(catalogs)
+    own: list[ProfileValue] = []
+    shared: list[ProfileValue] = []
+    for row in values:
+        key = row.key
+        layer = key.layer
+        if layer in _USER_LAYERS:
+            if key.user_id != user_id:
+                continue
+            if layer is Layer.USER_IN_TENANT and (tenant_id is None or key.tenant_id != tenant_id):
+                continue
+            own.append(row)
+        elif layer is Layer.TENANT_DEFAULT and (tenant_id is None or key.tenant_id != tenant_id):
+            continue
+        else:
+            shared.append(row)
+    if explain:
+        return EffectiveProfile(user_id, tenant_id, _merge(catalogs, [*own, *shared], True))
+    base = _BASES.get(catalogs, shared)
+    resolved = dict(base.attributes)
+    if not own:
+        return EffectiveProfile(user_id, tenant_id, resolved)
+    # The user's layers outrank every shared one: the top own value of an attribute wins.
+    tops: dict[str, tuple[ProfileValue, CatalogVersion]] = {}
+    for row in own:
+        key = row.key
+        found = base.current.get(key.application_id)
+        if found is None:
+            continue
+        catalog, plan = found
+        name = plan.names.get(key.attribute)
+        if name is None:
+            continue
+        if name not in resolved:
+            # Neither a default nor a shared value: the attribute's place in the order is
+            # not in the base. Rare; merge everything.
+            return EffectiveProfile(user_id, tenant_id, _merge(catalogs, [*own, *shared], False))
+        prior = tops.get(name)
+        if prior is None or _PRECEDENCE[key.layer] < _PRECEDENCE[prior[0].key.layer]:
+            tops[name] = (row, catalog)
+    for name, (row, catalog) in tops.items():
+        resolved[name] = ResolvedAttribute(
+            name, row.value, row.key.layer, row.version, catalog.version, row.written_by,
+            row.written_at,
+        )  # fmt: skip
+    return EffectiveProfile(user_id, tenant_id, resolved)
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """What some catalogs and shared-layer values resolve to, with no user values."""
+
+    attributes: Mapping[str, ResolvedAttribute]
+    current: Mapping[str, tuple[CatalogVersion, _Plan]]
+    """The catalog in force and its plan, by application id."""
+    kept: tuple[object, ...]
+    """The catalog and value objects the entry was computed from, kept alive (see _Bases)."""
+
+
+class _Bases:
+    """Resolutions of catalogs and shared values, by the identity of those objects.
+
+    The key is the ``id`` of every object given. An entry keeps those objects alive, so no
+    other object can have one of their ids while it exists: an equal key means the very same
+    (immutable) objects. Stores that hand out the same objects for unchanged rows (the
+    PostgreSQL store's shared-layer copies, the memory store's rows) thus skip most of a
+    resolution; others only miss. At most ``size`` entries: all are dropped when full.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[tuple[int, ...], _Base] = {}
+
+    def get(self, catalogs: tuple[CatalogVersion, ...], shared: list[ProfileValue]) -> _Base:
+        key = (len(catalogs), *map(id, catalogs), *map(id, shared))
+        found = self._entries.get(key)
+        if found is None:
+            current = {c.application_id: c for c in catalogs}
+            found = _Base(
+                _merge(catalogs, shared, False),
+                {application_id: (c, c.derived("profile.plan", _plan))
+                 for application_id, c in current.items()},
+                (*catalogs, *shared),
+            )  # fmt: skip
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = found
+        return found
+
+
+_BASES = _Bases(1024)
+
+
+def _merge(
+    catalogs: tuple[CatalogVersion, ...], rows: list[ProfileValue], explain: bool
+) -> dict[str, ResolvedAttribute]:
+    """The profile of these catalogs and these rows (already filtered to the user and
+    tenant being resolved), in catalog order: applications by id, attributes as listed."""
     current = {c.application_id: c for c in catalogs}
     plans = {
         application_id: c.derived("profile.plan", _plan) for application_id, c in current.items()
     }
     candidates: dict[str, list[ProfileValue]] = {}
     touched: set[str] = set()  # applications with a value to merge
-    for row in values:
+    for row in rows:
         key = row.key
         plan = plans.get(key.application_id)
         name = None if plan is None else plan.names.get(key.attribute)
         if name is None:
-            continue
-        if key.layer in _USER_LAYERS and key.user_id != user_id:
-            continue
-        if key.layer in _TENANT_LAYERS and (tenant_id is None or key.tenant_id != tenant_id):
             continue
         candidates.setdefault(name, []).append(row)
         touched.add(key.application_id)
@@ -184,18 +279,18 @@ def resolve_profile(
             resolved.update(plan.defaults)
             continue
         for name, definition, default in plan.entries:
-            rows = candidates.get(name)
-            if rows is None:
+            candidates_of = candidates.get(name)
+            if candidates_of is None:
                 if default is not None:
                     resolved[name] = default
                 continue
-            rows.sort(key=_precedence)
-            top = rows[0]
+            candidates_of.sort(key=_precedence)
+            top = candidates_of[0]
             shadowed: tuple[ShadowedValue, ...] = ()
             if explain:
                 shadowed = tuple(
                     ShadowedValue(r.key.layer, r.value, r.version, r.written_by, r.written_at)
-                    for r in rows[1:]
+                    for r in candidates_of[1:]
                 )
                 if definition.default is not None:
                     shadowed += (
@@ -217,4 +312,4 @@ def resolve_profile(
                 written_at=top.written_at,
                 shadowed=shadowed,
             )
-    return EffectiveProfile(user_id=user_id, tenant_id=tenant_id, attributes=resolved)
+    return resolved
