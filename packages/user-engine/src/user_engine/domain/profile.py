@@ -227,6 +227,8 @@ class _Bases:
     (immutable) objects. Stores that hand out the same objects for unchanged rows (the
     PostgreSQL store's shared-layer copies, the memory store's rows) thus skip most of a
     resolution; others only miss. At most ``size`` entries: all are dropped when full.
+    Threads share it without a lock: each dict operation is atomic, and two threads that
+    miss on one key compute equal entries (the last one stays).
     """
 
     def __init__(self, size: int) -> None:
