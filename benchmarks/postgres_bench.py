@@ -15,7 +15,8 @@ Limits measured in the same run, on the same server and tables:
   call) sent by hand: "raw same reads".
 - **flat with size**: both figures at 10k and at 1M users (``--quick``: 10k and 100k); the
   large database's cost must stay within 1.3x of the small one's. Both databases are
-  measured in the same rounds, so a drift of the machine's speed falls on both.
+  measured together (``measure``: the steps a figure compares run in alternating short
+  slices), so a drift of the machine's speed falls on all of them alike.
 
 The server is an embedded PostgreSQL with default durability (fsync on), in a temporary
 directory, seeded server-side with generate_series (1M users in well under a minute).
@@ -293,8 +294,9 @@ def raw_connections(dsn: str, count: int, autocommit: bool) -> Iterator[list[Any
             conn.close()
 
 
-def throughput(operations: list[Callable[[], None]], seconds: float) -> float:
-    """Operations per second, each callable run in its own thread for ``seconds``."""
+def throughput(operations: list[Callable[[], None]], seconds: float) -> tuple[int, float]:
+    """Operations done and seconds taken, each callable run in its own thread for about
+    ``seconds`` (the time counts until the last operation has finished)."""
     barrier = threading.Barrier(len(operations) + 1)
     done = [0] * len(operations)
     stop = threading.Event()
@@ -314,7 +316,7 @@ def throughput(operations: list[Callable[[], None]], seconds: float) -> float:
     stop.set()
     for thread in threads:
         thread.join()
-    return sum(done) / (time.perf_counter() - started)
+    return sum(done), time.perf_counter() - started
 
 
 def bench_steps(
@@ -352,24 +354,47 @@ def bench_steps(
     return steps
 
 
-def measure(benches: list[Bench], seconds: float, rounds: int) -> dict[int, dict[str, float]]:
-    """Median rates per database size, every step of every database in every round.
+GROUPS = (
+    ("store write x1", "raw write x1", "raw pipelined write x1"),
+    ("store write x4", "raw write x4"),
+    ("store resolution", "raw pk read", "store reads", "raw same reads"),
+)
+"""Steps compared with each other, measured in alternating slices (see ``measure``)."""
 
-    Every round runs every step, in reverse order every other round: a neighbour's burst of
-    load (this is a shared 2-core machine) or the tables' growth then falls on ours and the
-    limits, and on the small and the large database, alike; the median drops the rounds it
-    spoiled.
+SLICES = 10
+"""Slices per step and round."""
+
+
+def measure(benches: list[Bench], seconds: float, rounds: int) -> dict[int, dict[str, float]]:
+    """Median rates per database size: ``rounds`` rates of every step, each from
+    ``seconds`` of work.
+
+    This is a shared 2-core machine whose speed moves by half within seconds. So the steps
+    a figure compares (ours and its limit, at both database sizes: a group of ``GROUPS``)
+    are measured in alternating slices of ``seconds / SLICES``, each slice running every
+    step of the group once, in reverse order every other slice: a change of speed falls on
+    all of them alike, and a step's rate in a round is its operations over its time, summed
+    over the slices. The median over rounds then drops the rounds a burst spoiled.
     """
     samples: dict[tuple[int, str], list[float]] = {}
     with contextlib.ExitStack() as stack:
-        steps = [
-            (bench.users, name, operations)
+        steps = {
+            (bench.users, name): operations
             for bench in benches
             for name, operations in bench_steps(bench, stack)
-        ]
-        for round_number in range(rounds):
-            for users, name, operations in steps if round_number % 2 == 0 else reversed(steps):
-                samples.setdefault((users, name), []).append(throughput(operations, seconds))
+        }
+        groups = [[(b.users, name) for name in group for b in benches] for group in GROUPS]
+        assert sorted(key for group in groups for key in group) == sorted(steps), "GROUPS"
+        for _ in range(rounds):
+            for group in groups:
+                totals = {key: [0.0, 0.0] for key in group}
+                for slice_number in range(SLICES):
+                    for key in group if slice_number % 2 == 0 else reversed(group):
+                        count, elapsed = throughput(steps[key], seconds / SLICES)
+                        totals[key][0] += count
+                        totals[key][1] += elapsed
+                for key, (count, elapsed) in totals.items():
+                    samples.setdefault(key, []).append(count / elapsed)
     results: dict[int, dict[str, float]] = {}
     for (users, name), values in samples.items():
         results.setdefault(users, {})[name] = sorted(values)[len(values) // 2]
