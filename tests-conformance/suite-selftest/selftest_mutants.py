@@ -300,8 +300,22 @@ class MessagePublisher:
             self.deliver(event)
         return [DeliveryReport(e.id, True) for e in events]
 
+    def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> Delivered:
+        """Deliver at once (an in-process broker answers immediately)."""
+        return Delivered(self.publish(events, timeout=timeout))
+
     def close(self) -> None:
         """Nothing to release."""
+
+
+class Delivered:
+    """A ``PendingPublish`` whose verdicts are already in."""
+
+    def __init__(self, reports: list[DeliveryReport]) -> None:
+        self._reports = reports
+
+    def reports(self) -> list[DeliveryReport]:
+        return self._reports
 
 
 class PublisherSwallowingFailure(MessagePublisher):
@@ -342,12 +356,20 @@ class PublisherDroppingAReport(MessagePublisher):
         return super().publish(events, timeout=timeout)[:-1]
 
 
+class PublisherPipeliningReportsOutOfOrder(MessagePublisher):
+    """``begin_publish`` hands back the reports of a batch in reverse order."""
+
+    def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> Delivered:
+        return Delivered(self.publish(events, timeout=timeout)[::-1])
+
+
 PUBLISHERS: dict[str, type[MessagePublisher]] = {
     "reference-publisher": MessagePublisher,
     "publisher-swallowing-failure": PublisherSwallowingFailure,
     "publisher-losing-the-event-id": PublisherLosingTheEventId,
     "publisher-reordering-a-key": PublisherReorderingAKey,
     "publisher-dropping-a-report": PublisherDroppingAReport,
+    "publisher-pipelining-reports-out-of-order": PublisherPipeliningReportsOutOfOrder,
 }
 
 # -- audit sink mutants --------------------------------------------------------------------

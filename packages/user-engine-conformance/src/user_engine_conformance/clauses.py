@@ -402,6 +402,12 @@ _ALL: tuple[Clause, ...] = (
         "A failed delivery is a report with delivered False and an error text, never a success.",
         hook="failing_publisher",
     ),
+    Clause(
+        "events.pipelined",
+        "events",
+        "A publisher offering begin_publish keeps several batches on their way at once; each "
+        "batch's reports() are what publish returns: one report per event, in order.",
+    ),
     Clause("events.close-idempotent", "events", "close may be called twice."),
     # -- audit sink -------------------------------------------------------------------------
     Clause(

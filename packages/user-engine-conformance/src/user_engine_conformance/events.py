@@ -179,6 +179,25 @@ class EventPublisherConformance(ConformanceBase):
             assert report.delivered is False, f"{report.event_id} reported delivered"
             assert report.error.strip(), "a failed report says why"
 
+    @clause("events.pipelined")
+    def test_batches_begun_together_each_report_as_publish_does(
+        self, publisher: EventPublisher
+    ) -> None:
+        begin = getattr(publisher, "begin_publish", None)
+        if not callable(begin):
+            pytest.skip("not applicable: the publisher offers no begin_publish")
+        sample = Sample()
+        # Distinct aggregates per batch: the relay never has one aggregate in two batches.
+        batches = [self._events(sample, aggregates) for aggregates in ("ab", "cd", "ef")]
+
+        pending = [begin(batch, timeout=self.delivery_timeout) for batch in batches]
+
+        for batch, on_its_way in zip(batches, pending, strict=True):
+            reports = on_its_way.reports()
+            assert [r.event_id for r in reports] == [e.id for e in batch]
+            assert [(r.delivered, r.error) for r in reports] == [(True, "")] * len(batch)
+        assert begin([], timeout=self.delivery_timeout).reports() == []
+
     @clause("events.close-idempotent")
     def test_closing_twice_is_harmless(self, publisher: EventPublisher) -> None:
         publisher.close()

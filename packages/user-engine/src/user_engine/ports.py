@@ -544,6 +544,9 @@ class PipelinedEventPublisher(EventPublisher, Protocol):
     relay sends the next batch while the broker works on the previous one, with no thread
     per batch. The ``EventPublisher`` clauses hold for each batch; the relay never has
     events of one aggregate in two batches at once (its claims are disjoint).
+
+    - [events.pipelined] batches begun one after the other are all on their way at once,
+      and each batch's ``reports()`` are what ``publish`` would return for it.
     """
 
     def begin_publish(self, events: Sequence[OutboxEvent], *, timeout: float) -> PendingPublish:
