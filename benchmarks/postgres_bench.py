@@ -12,7 +12,8 @@ Limits measured in the same run, on the same server and tables:
   primary-key read of the user row (one round trip). The round trips of the resolution are
   counted (target: at most 2). For context: the store's reads alone (no merge), and those
   against the statement the store sends for them (``user_engine.profile_snapshot``, one
-  call) sent by hand: "raw same reads".
+  call) sent by hand: "raw same reads"; and that statement against the PK read sent by
+  ``pgbench`` (libpq, no Python on the client): the share of the cost that is the server's.
 - **flat with size**: both figures at 10k and at 1M users (``--quick``: 10k and 100k); the
   large database's cost must stay within 1.3x of the small one's. Both databases are
   measured together (``measure``: the steps a figure compares run in alternating short
@@ -28,7 +29,9 @@ import argparse
 import contextlib
 import itertools
 import random
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -61,7 +64,7 @@ from user_engine_store_postgres._bootstrap import (
     ensure_roles,
 )
 from user_engine_store_postgres._migrator import apply_migrations
-from user_engine_store_postgres.embedded import EmbeddedPostgres
+from user_engine_store_postgres.embedded import EmbeddedPostgres, _binaries
 from user_engine_store_postgres.hooks import create_store
 from user_engine_store_postgres.store import PostgresStore
 
@@ -354,6 +357,43 @@ def bench_steps(
     return steps
 
 
+def libpq_rates(bench: Bench, seconds: float, rounds: int) -> tuple[float, float]:
+    """Median rates of the resolution's statement and of the PK read sent by ``pgbench``
+    (the C client of the server's own distribution, one connection, prepared statements),
+    alternating: what the two cost with no Python on the client. The statement resolves
+    users of tenant t1 and offers the store's current generations, as the store does."""
+    pgbench = _binaries() / "pgbench"
+    generations = bench.store.shared_layers.offer("t1", with_catalogs=True).generations()
+    assert None not in generations, "the store holds copies of every layer of tenant t1"
+    known = ", ".join(str(g) for g in generations)
+    pick = f"\\set k random(0, {bench.users // TENANTS - 1})\n\\set u :k * {TENANTS} + 1\n"
+    scripts = {
+        "pk": (bench.admin_dsn, pick + "SELECT id, display_name, status, created_at, updated_at, "
+               "version FROM user_engine.users WHERE id = 'u' || :u;\n"),
+        "snapshot": (bench.runtime_dsn, pick + "SELECT user_engine.profile_snapshot('tenant', "
+                     f"'t1', 'u' || :u, 't1', true, {known});\n"),
+    }  # fmt: skip
+    rates: dict[str, list[float]] = {"pk": [], "snapshot": []}
+    with tempfile.TemporaryDirectory(prefix="ue-pgbench-scripts-") as scratch:
+        for name, (_, script) in scripts.items():
+            (Path(scratch) / f"{name}.sql").write_text(script, encoding="utf-8")
+        for round_number in range(rounds):
+            order = list(scripts) if round_number % 2 == 0 else list(reversed(scripts))
+            for name in order:
+                dsn = scripts[name][0]
+                done = subprocess.run(
+                    [str(pgbench), "--no-vacuum", "--protocol=prepared", "--client=1",
+                     f"--time={max(1, round(seconds))}", f"--file={Path(scratch) / name}.sql",
+                     dsn],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                found = re.search(r"^tps = ([0-9.]+)", done.stdout, re.MULTILINE)
+                assert found, f"pgbench printed no tps: {done.stdout} {done.stderr}"
+                rates[name].append(float(found.group(1)))
+    median = {name: sorted(values)[len(values) // 2] for name, values in rates.items()}
+    return median["snapshot"], median["pk"]
+
+
 GROUPS = (
     ("store write x1", "raw write x1", "raw pipelined write x1"),
     ("store write x4", "raw write x4"),
@@ -416,6 +456,7 @@ def main() -> None:
                          "shared_buffers": "512MB", "max_connections": "50"},
     )  # fmt: skip
     results: dict[int, dict[str, float]] = {}
+    libpq = (0.0, 0.0)
     notes: list[str] = []
     try:
         server.start()
@@ -428,6 +469,7 @@ def main() -> None:
                 benches.append(Bench(server, roles, users))
                 notes.append(f"{users:,} users seeded in {benches[-1].seed_seconds:.1f} s")
             results = measure(benches, seconds, rounds)
+            libpq = libpq_rates(benches[0], seconds, rounds)
             trips = max(bench.resolution_round_trips() for bench in benches)
         finally:
             for bench in benches:
@@ -462,6 +504,10 @@ def main() -> None:
             f"  its store reads vs raw same reads ({label})",
             r["store reads"], r["raw same reads"], "op/s",
         ))  # fmt: skip
+    figures.append(Figure(
+        f"  its statement vs PK read through libpq, no Python ({small // 1000}k users)",
+        libpq[0], libpq[1], "op/s",
+    ))  # fmt: skip
     target = 1 / 1.3
     for name, key in (("write path x1", "store write x1"), ("write path x4", "store write x4"),
                       ("profile resolution", "store resolution")):  # fmt: skip
@@ -486,6 +532,11 @@ def main() -> None:
         "write path = one store transaction: profile value upsert + outbox event (with its "
         "per-aggregate lock) + audit record, under a scope; raw = the same three INSERTs in "
         "BEGIN..COMMIT as the superuser (no RLS)"
+    )
+    notes.append(
+        "through libpq = pgbench (C client, prepared statements, 1 connection) sending "
+        "user_engine.profile_snapshot for users of one tenant and the PK read, alternately: "
+        "the part of the resolution's cost that is the server's and the protocol's"
     )
     notes.append("size figures: ratio = large/small rate; >= 0.77 means cost within 1.3x")
     report("postgres_bench", figures, notes)
