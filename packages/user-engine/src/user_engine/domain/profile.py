@@ -179,9 +179,6 @@ def resolve_profile(
     if explain:
         return EffectiveProfile(user_id, tenant_id, _merge(catalogs, [*own, *shared], True))
     base = _BASES.get(catalogs, shared)
-    resolved = dict(base.attributes)
-    if not own:
-        return EffectiveProfile(user_id, tenant_id, resolved)
     # The user's layers outrank every shared one: the top own value of an attribute wins.
     tops: dict[str, tuple[ProfileValue, CatalogVersion]] = {}
     for row in own:
@@ -193,18 +190,25 @@ def resolve_profile(
         name = plan.names.get(key.attribute)
         if name is None:
             continue
-        if name not in resolved:
-            # Neither a default nor a shared value: the attribute's place in the order is
-            # not in the base. Rare; merge everything.
-            return EffectiveProfile(user_id, tenant_id, _merge(catalogs, [*own, *shared], False))
         prior = tops.get(name)
         if prior is None or _PRECEDENCE[key.layer] < _PRECEDENCE[prior[0].key.layer]:
             tops[name] = (row, catalog)
-    for name, (row, catalog) in tops.items():
-        resolved[name] = ResolvedAttribute(
-            name, row.value, row.key.layer, row.version, catalog.version, row.written_by,
-            row.written_at,
-        )  # fmt: skip
+    winners = {
+        name: ResolvedAttribute(name, row.value, row.key.layer, row.version, catalog.version,
+                                row.written_by, row.written_at)
+        for name, (row, catalog) in tops.items()
+    }  # fmt: skip
+    if winners.keys() <= base.attributes.keys():
+        resolved = dict(base.attributes)
+        resolved.update(winners)  # in place: the order stays the catalogs'
+    else:
+        # An attribute with neither a default nor a shared value has no place in the base:
+        # lay the profile out again in catalog order.
+        resolved = {}
+        for name in base.order:
+            attribute = winners.get(name) or base.attributes.get(name)
+            if attribute is not None:
+                resolved[name] = attribute
     return EffectiveProfile(user_id, tenant_id, resolved)
 
 
@@ -215,6 +219,8 @@ class _Base:
     attributes: Mapping[str, ResolvedAttribute]
     current: Mapping[str, tuple[CatalogVersion, _Plan]]
     """The catalog in force and its plan, by application id."""
+    order: tuple[str, ...]
+    """Every attribute of those catalogs, in the order a profile lists them."""
     kept: tuple[object, ...]
     """The catalog and value objects the entry was computed from, kept alive (see _Bases)."""
 
@@ -239,11 +245,15 @@ class _Bases:
         key = (len(catalogs), *map(id, catalogs), *map(id, shared))
         found = self._entries.get(key)
         if found is None:
-            current = {c.application_id: c for c in catalogs}
+            current = {
+                application_id: (c, c.derived("profile.plan", _plan))
+                for application_id, c in {c.application_id: c for c in catalogs}.items()
+            }
             found = _Base(
                 _merge(catalogs, shared, False),
-                {application_id: (c, c.derived("profile.plan", _plan))
-                 for application_id, c in current.items()},
+                current,
+                tuple(name for application_id in sorted(current)
+                      for name, _, _ in current[application_id][1].entries),
                 (*catalogs, *shared),
             )  # fmt: skip
             if len(self._entries) >= self._size:
