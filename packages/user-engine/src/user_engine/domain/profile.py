@@ -177,7 +177,9 @@ def resolve_profile(
         else:
             shared.append(row)
     if explain:
-        return EffectiveProfile(user_id, tenant_id, _merge(catalogs, [*own, *shared], True))
+        return EffectiveProfile(
+            user_id, tenant_id, _merge(_in_force(catalogs), [*own, *shared], True)
+        )
     base = _BASES.get(catalogs, shared)
     # The user's layers outrank every shared one: the top own value of an attribute wins.
     tops: dict[str, tuple[ProfileValue, CatalogVersion]] = {}
@@ -245,12 +247,9 @@ class _Bases:
         key = (len(catalogs), *map(id, catalogs), *map(id, shared))
         found = self._entries.get(key)
         if found is None:
-            current = {
-                application_id: (c, c.derived("profile.plan", _plan))
-                for application_id, c in {c.application_id: c for c in catalogs}.items()
-            }
+            current = _in_force(catalogs)
             found = _Base(
-                _merge(catalogs, shared, False),
+                _merge(current, shared, False),
                 current,
                 tuple(name for application_id in sorted(current)
                       for name, _, _ in current[application_id][1].entries),
@@ -265,28 +264,33 @@ class _Bases:
 _BASES = _Bases(1024)
 
 
-def _merge(
-    catalogs: tuple[CatalogVersion, ...], rows: list[ProfileValue], explain: bool
-) -> dict[str, ResolvedAttribute]:
-    """The profile of these catalogs and these rows (already filtered to the user and
-    tenant being resolved), in catalog order: applications by id, attributes as listed."""
+def _in_force(catalogs: tuple[CatalogVersion, ...]) -> dict[str, tuple[CatalogVersion, _Plan]]:
+    """The catalog of each application (the last one given wins) and its plan."""
     current = {c.application_id: c for c in catalogs}
-    plans = {
-        application_id: c.derived("profile.plan", _plan) for application_id, c in current.items()
+    return {
+        application_id: (c, c.derived("profile.plan", _plan))
+        for application_id, c in current.items()
     }
+
+
+def _merge(
+    current: Mapping[str, tuple[CatalogVersion, _Plan]], rows: list[ProfileValue], explain: bool
+) -> dict[str, ResolvedAttribute]:
+    """The profile of the catalogs in force (``_in_force``) and these rows (already
+    filtered to the user and tenant being resolved), in catalog order: applications by id,
+    attributes as listed."""
     candidates: dict[str, list[ProfileValue]] = {}
     touched: set[str] = set()  # applications with a value to merge
     for row in rows:
         key = row.key
-        plan = plans.get(key.application_id)
-        name = None if plan is None else plan.names.get(key.attribute)
+        found = current.get(key.application_id)
+        name = None if found is None else found[1].names.get(key.attribute)
         if name is None:
             continue
         candidates.setdefault(name, []).append(row)
         touched.add(key.application_id)
     resolved: dict[str, ResolvedAttribute] = {}
-    for application_id, catalog in sorted(current.items()):
-        plan = plans[application_id]
+    for application_id, (catalog, plan) in sorted(current.items()):
         if application_id not in touched:
             resolved.update(plan.defaults)
             continue
