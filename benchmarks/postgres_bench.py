@@ -14,6 +14,10 @@ Limits measured in the same run, on the same server and tables:
   against the statement the store sends for them (``user_engine.profile_snapshot``, one
   call) sent by hand: "raw same reads"; and that statement against the PK read sent by
   ``pgbench`` (libpq, no Python on the client): the share of the cost that is the server's.
+  And a *floor*: that statement by hand, the user's values made records by the store's
+  parser and the store's copies of the shared layers merged by ``resolve_profile``; the
+  fewest steps that resolve a profile from this schema, with no pool and no store
+  transaction. What separates the floor from the target is all a store could spend.
 - **flat with size**: both figures at 10k and at 1M users (``--quick``: 10k and 100k); the
   large database's cost must stay within 1.3x of the small one's. Both databases are
   measured together (``measure``: the steps a figure compares run in alternating short
@@ -58,6 +62,7 @@ from user_engine.domain import (
     ProfileValue,
     resolve_profile,
 )
+from user_engine_store_postgres import _rows
 from user_engine_store_postgres._bootstrap import (
     DatabaseRoles,
     ensure_database,
@@ -261,6 +266,33 @@ class Bench:
         assert row is not None
         assert row[0][1], "the user's own values"
 
+    def floor_resolution(self, conn: psycopg.Connection[Any]) -> None:
+        """The fewest steps that resolve a profile from this schema: the resolution's
+        statement by hand (as ``raw_same_reads``), the user's values made records by the
+        store's own parser, the store's copies of the shared layers, and the core's merge.
+        No pool, no store transaction: what is left for them is this floor's distance to
+        the target."""
+        user = self.user()
+        tenant = f"t{int(user[1:]) % TENANTS}"
+        offer = self.store.shared_layers.offer(tenant, with_catalogs=True)
+        catalogs, application, tenant_defaults = offer
+        assert catalogs is not None, "the store's copies"
+        assert application is not None
+        assert tenant_defaults is not None
+        row = conn.execute(
+            PROFILE_SNAPSHOT, ["tenant", tenant, user, tenant, True, *offer.generations()]
+        ).fetchone()
+        assert row is not None
+        layers, own = row[0]
+        assert all(entry[2] is None for entry in layers), "the copies are current"
+        values = _rows.profile_values_unsorted(own, user, tenant)
+        values += application.items
+        values += tenant_defaults.items
+        profile = resolve_profile(
+            user_id=user, tenant_id=tenant, catalogs=catalogs.items, values=values
+        )
+        assert profile.attributes
+
     def resolution_round_trips(self) -> int:
         """Times the client waits for the server while resolving: Syncs and flushes
         (psycopg's pipeline internals, patched for this count only)."""
@@ -353,6 +385,7 @@ def bench_steps(
         ("store resolution", [bench.store_resolution]),
         ("raw pk read", [lambda: bench.raw_pk_read(reader[0])]),
         ("raw same reads", [lambda: bench.raw_same_reads(runtime[0])]),
+        ("floor resolution", [lambda: bench.floor_resolution(runtime[0])]),
     ]
     return steps
 
@@ -397,7 +430,7 @@ def libpq_rates(bench: Bench, seconds: float, rounds: int) -> tuple[float, float
 GROUPS = (
     ("store write x1", "raw write x1", "raw pipelined write x1"),
     ("store write x4", "raw write x4"),
-    ("store resolution", "raw pk read", "store reads", "raw same reads"),
+    ("store resolution", "raw pk read", "store reads", "raw same reads", "floor resolution"),
 )
 """Steps compared with each other, measured in alternating slices (see ``measure``)."""
 
@@ -497,6 +530,10 @@ def main() -> None:
             r["store resolution"], r["raw pk read"], "op/s", 0.5,
         ))  # fmt: skip
         figures.append(Figure(
+            f"  floor: statement by hand + records + merge vs raw PK read ({label})",
+            r["floor resolution"], r["raw pk read"], "op/s",
+        ))  # fmt: skip
+        figures.append(Figure(
             f"  its store reads alone vs raw PK read ({label})",
             r["store reads"], r["raw pk read"], "op/s",
         ))  # fmt: skip
@@ -526,7 +563,9 @@ def main() -> None:
         "tenant's 5 defaults), sent as one statement (user_engine.profile_snapshot: scope, then "
         "the shared layers whose generation moved, none in steady state, and the user's own "
         "values) against the PK read's one row; 'raw same reads' = that statement by hand on "
-        "an autocommit connection, no records built"
+        "an autocommit connection, no records built; floor = that statement by hand, the "
+        "user's values made records and merged with the store's copies of the shared layers "
+        "(no pool, no store transaction): the most any store on this statement could reach"
     )
     notes.append(
         "write path = one store transaction: profile value upsert + outbox event (with its "
