@@ -69,6 +69,7 @@ from user_engine_store_postgres._bootstrap import (
     ensure_roles,
 )
 from user_engine_store_postgres._migrator import apply_migrations
+from user_engine_store_postgres._shared_layers import Offer
 from user_engine_store_postgres.embedded import EmbeddedPostgres, _binaries
 from user_engine_store_postgres.hooks import create_store
 from user_engine_store_postgres.store import PostgresStore
@@ -148,6 +149,11 @@ PK_READ = (
     "SELECT id, display_name, status, created_at, updated_at, version FROM user_engine.users "
     "WHERE id = %s"
 )
+
+
+def tenant_of(user: str) -> str:
+    """The tenant the seed gave user ``u<n>``."""
+    return f"t{int(user[1:]) % TENANTS}"
 
 
 class Bench:
@@ -238,7 +244,7 @@ class Bench:
     def store_reads(self, user: str | None = None) -> tuple[str, str, list[Any], list[Any]]:
         """What the store does to resolve a profile: current catalogs and every value."""
         user = user or self.user()
-        tenant = f"t{int(user[1:]) % TENANTS}"
+        tenant = tenant_of(user)
         with self.store.transaction(AccessScope.for_tenant(tenant)) as tx:
             catalogs = tx.list_current_catalogs()
             values = tx.profile_values_for(user, tenant)
@@ -257,14 +263,20 @@ class Bench:
         """The resolution's statement by hand on an autocommit connection (one statement,
         one round trip), offering the generations of the store's copies, rows only (the
         JSON value parsed, no records built)."""
+        row = self.snapshot_by_hand(conn)[3]
+        assert row[0][1], "the user's own values"
+
+    def snapshot_by_hand(self, conn: psycopg.Connection[Any]) -> tuple[str, str, Offer, Any]:
+        """A random user, their tenant, the store's copies offered, and the row of the
+        resolution's statement sent by hand offering them."""
         user = self.user()
-        tenant = f"t{int(user[1:]) % TENANTS}"
+        tenant = tenant_of(user)
         offer = self.store.shared_layers.offer(tenant, with_catalogs=True)
         row = conn.execute(
             PROFILE_SNAPSHOT, ["tenant", tenant, user, tenant, True, *offer.generations()]
         ).fetchone()
         assert row is not None
-        assert row[0][1], "the user's own values"
+        return user, tenant, offer, row
 
     def floor_resolution(self, conn: psycopg.Connection[Any]) -> None:
         """The fewest steps that resolve a profile from this schema: the resolution's
@@ -272,17 +284,11 @@ class Bench:
         store's own parser, the store's copies of the shared layers, and the core's merge.
         No pool, no store transaction: what is left for them is this floor's distance to
         the target."""
-        user = self.user()
-        tenant = f"t{int(user[1:]) % TENANTS}"
-        offer = self.store.shared_layers.offer(tenant, with_catalogs=True)
+        user, tenant, offer, row = self.snapshot_by_hand(conn)
         catalogs, application, tenant_defaults = offer
         assert catalogs is not None, "the store's copies"
         assert application is not None
         assert tenant_defaults is not None
-        row = conn.execute(
-            PROFILE_SNAPSHOT, ["tenant", tenant, user, tenant, True, *offer.generations()]
-        ).fetchone()
-        assert row is not None
         layers, own = row[0]
         assert all(entry[2] is None for entry in layers), "the copies are current"
         values = _rows.profile_values_unsorted(own, user, tenant)
